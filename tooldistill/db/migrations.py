@@ -1,0 +1,109 @@
+"""The schema, as numbered migrations applied on open (sqlite-utils ``Migrations``).
+
+A migration's name is its identity: never edit, rename or reorder one that has shipped; add a new one.
+Stages that need more tables or columns append a migration here (``m0NN_<what>``).
+"""
+
+from __future__ import annotations
+
+from sqlite_utils import Database, Migrations
+
+MIGRATIONS = Migrations("tooldistill")
+
+
+@MIGRATIONS()
+def m001_initial(db: Database) -> None:
+    db["settings"].create({"key": str, "value": str}, pk="key")
+    db["catalogs"].create({"hash": str, "name": str, "body": str, "created_at": str}, pk="hash")
+    db["queries"].create(
+        {
+            "id": int, "text": str, "norm_hash": str, "source": str, "template_id": str, "category": str,
+            "meta": str, "hint": str,
+            # gold: template-generated or imported as verified; canonical JSON of the calls
+            "gold_calls": str, "gold_hash": str, "gold_source": str, "gold_catalog_hash": str,
+            "created_at": str,
+        },
+        pk="id",
+    )
+    db["queries"].create_index(["norm_hash"], unique=True)
+    db["queries"].create_index(["source"])
+    db["labels"].create(
+        {
+            "id": int, "query_id": int, "source": str, "model": str, "purpose": str, "job_id": int,
+            "prompt_version": str, "catalog_hash": str, "calls": str, "label_hash": str, "reason": str,
+            "raw": str, "valid": int, "reject_reason": str, "created_at": str,
+        },
+        pk="id", foreign_keys=[("query_id", "queries", "id")],
+    )
+    db["labels"].create_index(["query_id"])
+    db["labels"].create_index(["prompt_version", "catalog_hash"])
+    db["jobs"].create(
+        {
+            "id": int, "query_id": int, "purpose": str, "state": str, "attempts": int, "model": str,
+            "prompt_version": str, "catalog_hash": str, "params": str, "lease_token": str, "leased_until": float,
+            "leased_by": str, "last_error": str, "batch_id": str, "created_at": str, "updated_at": str,
+            "finished_at": str,
+        },
+        pk="id", foreign_keys=[("query_id", "queries", "id")], defaults={"attempts": 0, "state": "pending"},
+    )
+    db["jobs"].create_index(["state"])
+    db["jobs"].create_index(["query_id", "purpose"])
+    db["attempts"].create(
+        {
+            "id": int, "job_id": int, "slot_id": str, "project": str, "model": str, "started_at": str,
+            "latency_ms": float, "outcome": str, "status_code": int, "error_kind": str, "message": str,
+            "prompt_tokens": int, "output_tokens": int, "total_tokens": int,
+        },
+        pk="id",
+    )
+    db["attempts"].create_index(["job_id"])
+    db["slots"].create(
+        {
+            "id": str, "fingerprint": str, "env_var": str, "project": str, "model": str, "state": str,
+            "until": float, "reason": str, "last_used_at": float, "requests": int, "created_at": str,
+        },
+        pk="id",
+    )
+    db["buckets"].create(
+        {
+            "id": str, "project": str, "model": str, "rpm": int, "rpd": int, "state": str, "until": float,
+            "day": str, "requests_today": int, "last_request_at": float, "reason": str,
+        },
+        pk="id",
+    )
+    db["response_cache"].create(
+        {"key": str, "model": str, "prompt_version": str, "query_hash": str, "response": str, "created_at": str},
+        pk="key",
+    )
+    db["reviews"].create(
+        {
+            "id": int, "query_id": int, "flag_id": int, "decision": str, "calls": str, "label_hash": str,
+            "note": str, "reviewer": str, "created_at": str,
+        },
+        pk="id", foreign_keys=[("query_id", "queries", "id")],
+    )
+    db["reviews"].create_index(["query_id"])
+    db["adjudications"].create(
+        {
+            "id": int, "query_id": int, "calls": str, "label_hash": str, "method": str, "votes": str,
+            "created_at": str,
+        },
+        pk="id", foreign_keys=[("query_id", "queries", "id")],
+    )
+    db["adjudications"].create_index(["query_id"])
+    db["runs"].create(
+        {
+            "id": str, "kind": str, "status": str, "created_at": str, "finished_at": str, "config": str,
+            "dataset_version": str, "parent_run_id": str, "base_model": str, "metrics": str,
+            "artifact_path": str, "notes": str,
+        },
+        pk="id",
+    )
+    db["predictions"].create(
+        {
+            "id": int, "run_id": str, "query_id": int, "split": str, "raw": str, "calls": str, "valid": int,
+            "error": str, "latency_ms": float,
+        },
+        pk="id", foreign_keys=[("run_id", "runs", "id")],
+    )
+    db["predictions"].create_index(["run_id"])
