@@ -17,9 +17,12 @@ from typer.core import TyperGroup
 
 from .commands import common
 from .commands import curate as curate_cmd
+from .commands import curate_audit as _curate_audit  # noqa: F401  (registers on curate)
+from .commands import route as route_cmd  # noqa: F401
 from .commands import data as data_cmd
 from .commands import db as db_cmd
 from .commands import distill as distill_cmd
+from .commands import distill_fake as _distill_fake  # noqa: F401  (registers on distill)
 from .commands import eval as eval_cmd
 from .commands import train as train_cmd
 from .errors import ToolDistillError

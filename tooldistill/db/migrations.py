@@ -107,3 +107,23 @@ def m001_initial(db: Database) -> None:
         pk="id", foreign_keys=[("run_id", "runs", "id")],
     )
     db["predictions"].create_index(["run_id"])
+
+
+@MIGRATIONS()
+def m002_dataset_versions(db: Database) -> None:
+    # A dataset version is a content-hashed split: its id is the hash of its members and their labels.
+    db["dataset_versions"].create(
+        {
+            "id": str, "name": str, "created_at": str, "params": str, "lineage": str, "counts": str,
+            "report": str, "catalog_hash": str,
+        },
+        pk="id",
+    )
+    db["split_members"].create(
+        {
+            "version_id": str, "query_id": int, "split": str, "calls": str, "label_hash": str,
+            "label_source": str, "group_id": str,
+        },
+        pk=("version_id", "query_id"), foreign_keys=[("version_id", "dataset_versions", "id")],
+    )
+    db["split_members"].create_index(["version_id", "split"])
