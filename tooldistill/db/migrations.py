@@ -127,3 +127,28 @@ def m002_dataset_versions(db: Database) -> None:
         pk=("version_id", "query_id"), foreign_keys=[("version_id", "dataset_versions", "id")],
     )
     db["split_members"].create_index(["version_id", "split"])
+
+
+@MIGRATIONS()
+def m010_distill_queue(db: Database) -> None:
+    # Queue dedup: at most one live or done job per (query, purpose, prompt version, catalogue, model, params);
+    # failed/dead jobs stay out of the index so an explicit re-enqueue can add a fresh one.
+    db.execute(
+        "CREATE UNIQUE INDEX IF NOT EXISTS jobs_dedup ON jobs (query_id, purpose, coalesce(prompt_version, ''),"
+        " coalesce(catalog_hash, ''), coalesce(model, ''), coalesce(params, ''))"
+        " WHERE state IN ('pending', 'leased', 'done')"
+    )
+    db.execute("CREATE INDEX IF NOT EXISTS jobs_claim ON jobs (state, purpose, id)")
+    columns = {
+        "jobs": {"cache_hit": int, "available_at": float},
+        "buckets": {"backoff": int, "rpm_reported": int, "rpd_reported": int, "updated_at": float},
+        "slots": {"backoff": int, "env_var_index": int},
+        "attempts": {"purpose": str, "query_id": int, "worker": str, "sent_at": float, "day": str},
+    }
+    for table, cols in columns.items():
+        have = db[table].columns_dict
+        for name, typ in cols.items():
+            if name not in have:
+                db[table].add_column(name, typ)
+    db.execute("CREATE INDEX IF NOT EXISTS attempts_bucket_time ON attempts (project, model, sent_at)")
+    db.execute("CREATE INDEX IF NOT EXISTS attempts_outcome ON attempts (outcome)")
