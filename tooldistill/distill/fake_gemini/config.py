@@ -1,0 +1,167 @@
+"""The fake server's configuration: keys and projects, models and their quotas, faults, noise, oracle."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from ...errors import ConfigError
+
+
+def key_fingerprint(key: str) -> str:
+    """A stable, non-reversible name for an API key (``k-`` + 10 hex chars of its SHA-256)."""
+    return "k-" + hashlib.sha256(key.strip().encode("utf-8")).hexdigest()[:10]
+
+
+class ModelSpec(BaseModel):
+    """One model the fake serves, with its per-project quotas."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rpm: int | None = Field(default=None, ge=0, description="Requests per minute per project; None = unlimited.")
+    rpd: int | None = Field(default=None, ge=0, description="Requests per day per project; 0 = not on this tier.")
+    noise_rate: float = Field(default=0.0, ge=0, le=1, description="Share of queries answered with a wrong tool.")
+
+
+class FaultRates(BaseModel):
+    """Per-request probabilities of each injected fault (drawn once per request, in this order)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    bare_429: float = Field(default=0.0, ge=0, le=1, description="429 without QuotaFailure.")
+    unavailable_503: float = Field(default=0.0, ge=0, le=1, description="503 'The model is overloaded'.")
+    internal_500: float = Field(default=0.0, ge=0, le=1, description="500 'An internal error has occurred'.")
+    bad_gateway_502: float = Field(default=0.0, ge=0, le=1, description="502 with an HTML body.")
+    garbage_200: float = Field(default=0.0, ge=0, le=1, description="200 whose body is not JSON.")
+    malformed: float = Field(default=0.0, ge=0, le=1, description="200 with finishReason MALFORMED_FUNCTION_CALL.")
+    max_tokens: float = Field(default=0.0, ge=0, le=1, description="200 with finishReason MAX_TOKENS, no parts.")
+    blocked: float = Field(default=0.0, ge=0, le=1, description="200 with promptFeedback.blockReason, no candidates.")
+    text_answer: float = Field(default=0.0, ge=0, le=1, description="200 with a text part instead of a call.")
+    unknown_tool: float = Field(default=0.0, ge=0, le=1, description="200 calling a function nobody declared.")
+    bad_args: float = Field(default=0.0, ge=0, le=1, description="200 with arguments that fail the schema.")
+    slow: float = Field(default=0.0, ge=0, le=1, description="Answer only after slow_s seconds.")
+
+    @model_validator(mode="after")
+    def _sum(self) -> "FaultRates":
+        total = sum(v for k, v in self.model_dump().items() if k != "slow")
+        if total > 1:
+            raise ValueError(f"fault rates add up to {total:g} > 1")
+        return self
+
+
+DEFAULT_MODELS = {"gemini-2.5-flash": ModelSpec(), "gemini-2.5-flash-lite": ModelSpec()}
+
+
+class FakeGeminiConfig(BaseModel):
+    """Everything the fake Gemini server does, as data (loadable from YAML or JSON)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # -- keys
+    keys: dict[str, str | None] = Field(
+        default_factory=dict, description="API key -> project; keys of one project share its quota buckets "
+        "(None: the key is its own project).")
+    leaked_keys: list[str] = Field(default_factory=list, description="Keys answered 403 'reported as leaked'.")
+    open_keys: bool = Field(default=False, description="Accept any unlisted key, each its own project.")
+    # -- models and quotas
+    models: dict[str, ModelSpec] = Field(default_factory=lambda: dict(DEFAULT_MODELS))
+    tier: str = Field(default="free", pattern="^(free|paid)$", description="Which quota ids the 429s name.")
+    minute_seconds: float = Field(default=60.0, gt=0, description="Length of the RPM window.")
+    retry_delay_s: float | None = Field(
+        default=None, ge=0, description="RetryInfo delay on a per-minute 429; None: until the window frees a slot.")
+    daily_retry_delay_s: float = Field(default=22.0, ge=0, description="RetryInfo delay on a daily 429 (the real "
+                                       "API sends a short one; clients must not trust it).")
+    day_seconds: float | None = Field(default=None, gt=0, description="A fake day's length; None: Pacific days.")
+    epoch: float = Field(default=0.0, description="When fake day 0 starts (epoch seconds).")
+    # -- faults and timing
+    faults: FaultRates = Field(default_factory=FaultRates)
+    latency_s: tuple[float, float] = Field(default=(0.0, 0.0), description="Uniform latency range of answers.")
+    slow_s: float = Field(default=5.0, ge=0, description="Delay of a 'slow' answer.")
+    seed: int = 0
+    # -- answers
+    oracle: Path | None = Field(default=None, description="JSONL of {query, calls} answering known queries.")
+    oracle_db: Path | None = Field(default=None, description="A workspace database whose gold labels answer.")
+    log_path: Path | None = Field(default=None, description="Append every request to this JSONL file.")
+
+    @model_validator(mode="after")
+    def _check(self) -> "FakeGeminiConfig":
+        lo, hi = self.latency_s
+        if lo < 0 or hi < lo:
+            raise ValueError(f"latency_s must be [min, max] with 0 <= min <= max, got {list(self.latency_s)}")
+        if self.oracle is not None and self.oracle_db is not None:
+            raise ValueError("give either oracle or oracle_db, not both")
+        if not self.models:
+            raise ValueError("models must name at least one model")
+        return self
+
+    def project_of(self, key: str) -> str | None:
+        """The project of ``key``, or None when the key is not accepted."""
+        if key in self.keys:
+            return self.keys[key] or f"project-{key_fingerprint(key)}"
+        return f"project-{key_fingerprint(key)}" if self.open_keys else None
+
+    def public(self) -> dict:
+        """The config as JSON with the keys replaced by their fingerprints (for /_control and logs)."""
+        data = self.model_dump(mode="json")
+        data["keys"] = {key_fingerprint(k): p for k, p in self.keys.items()}
+        data["leaked_keys"] = [key_fingerprint(k) for k in self.leaked_keys]
+        return data
+
+
+def keys_from_spec(spec: str) -> dict[str, str | None]:
+    """Parse ``KEY[@PROJECT],...`` (the GEMINI_API_KEYS format) into ``{key: project}``."""
+    keys: dict[str, str | None] = {}
+    for item in spec.split(","):
+        item = item.strip()
+        if item:
+            key, _, project = item.partition("@")
+            keys[key.strip()] = project.strip() or None
+    return keys
+
+
+def load_fake_config(path: str | Path | None = None, **overrides: Any) -> FakeGeminiConfig:
+    """Load a :class:`FakeGeminiConfig` from YAML/JSON (or defaults) and apply ``overrides`` (None ones skipped).
+
+    Raises: ConfigError naming the file and the field at fault.
+    """
+    import yaml
+
+    data: dict = {}
+    source = str(path) if path is not None else "<fake-server options>"
+    if path is not None:
+        try:
+            data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read fake-server config: {exc.strerror}") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML/JSON: {getattr(exc, 'problem', exc)}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: expected a mapping of settings, got {type(data).__name__}")
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return FakeGeminiConfig.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(x) for x in err.get("loc", ())) or "(top level)"
+        msg = err["msg"].removeprefix("Value error, ")
+        raise ConfigError(f"{source}: field {loc!r}: {msg}") from None
+
+
+def merge_config(config: FakeGeminiConfig, changes: dict) -> FakeGeminiConfig:
+    """Return ``config`` with ``changes`` applied (``faults`` and ``models`` merged key by key), validated."""
+    data = config.model_dump()
+    for name, value in changes.items():
+        if name in ("faults",) and isinstance(value, dict):
+            data["faults"] = {**data["faults"], **value}
+        elif name == "models" and isinstance(value, dict):
+            models = dict(data["models"])
+            for model, spec in value.items():
+                models[model] = {**models.get(model, {}), **(spec or {})}
+            data["models"] = models
+        else:
+            data[name] = value
+    return FakeGeminiConfig.model_validate(json.loads(json.dumps(data, default=str)))

@@ -1,0 +1,596 @@
+"""The fake Gemini server: a real HTTP server on 127.0.0.1 speaking the generateContent REST protocol.
+
+Every request gets a number; ``random.Random(f"{seed}:{n}")`` draws its fault and latency, so a run is
+reproducible for a given request order. Quotas are counted per (project, model) bucket: a 60 s window for RPM
+and the clock's day for RPD; only answered requests (status 200) use quota. Every request is logged (key
+fingerprint, never the key) with the outcome the client should classify it as.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import re
+import socket
+import threading
+import time
+from collections import Counter, defaultdict, deque
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Callable
+from urllib.parse import parse_qs, urlsplit
+
+from ...catalog import NO_TOOL
+from ...textnorm import normalize_text
+from ..clock import Clock, make_clock
+from ..outcomes import Outcome
+from . import bodies
+from .config import FakeGeminiConfig, key_fingerprint, merge_config
+from .oracle import Answer, Oracle, add_noise
+from .protocol import BadRequest, GenerateRequest, parse_generate_request, pick
+
+log = logging.getLogger(__name__)
+
+StructuredHook = Callable[[GenerateRequest, Callable[[str], Answer]], Any]
+"""Answers a structured-output request: ``hook(request, answer_for) -> JSON value``; ``answer_for(text)`` is the
+oracle's answer for a query text, noise applied for the request's model."""
+
+_SERVER_FAULTS = {"bare_429": (429, bodies.BARE_429, Outcome.BARE_429),
+                  "unavailable_503": (503, bodies.UNAVAILABLE_503, Outcome.TRANSIENT),
+                  "internal_500": (500, bodies.INTERNAL_500, Outcome.TRANSIENT),
+                  "bad_gateway_502": (502, bodies.BAD_GATEWAY_HTML, Outcome.TRANSIENT)}
+_ANSWER_FAULTS = ("garbage_200", "malformed", "max_tokens", "blocked", "text_answer", "unknown_tool", "bad_args")
+_JSON = "application/json; charset=UTF-8"
+
+
+class Reply:
+    """One HTTP answer plus what the log should say about it."""
+
+    def __init__(self, status: int, body: Any, *, outcome: Outcome | str, fault: str | None = None,
+                 content_type: str = _JSON):
+        self.status, self.body, self.outcome, self.fault, self.content_type = status, body, outcome, fault, content_type
+
+    def payload(self) -> bytes:
+        if isinstance(self.body, bytes):
+            return self.body
+        text = self.body if isinstance(self.body, str) else json.dumps(self.body, ensure_ascii=False)
+        return text.encode("utf-8")
+
+
+def default_structured_answer(request: GenerateRequest, answer_for: Callable[[str], Answer]) -> Any:
+    """The label of the last user turn as JSON: ``[{"tool", "args"}]`` for an array schema, else
+    ``{"calls": [...], "reason": ...}``."""
+    answer = answer_for(request.last_user_text)
+    calls = [{"tool": name, "args": args} for name, args in answer.calls]
+    schema = request.response_schema or {}
+    if str(schema.get("type", "")).lower() == "array":
+        return calls
+    return {"calls": calls, "reason": answer.reason}
+
+
+class _State:
+    """Everything the handler threads share, behind one lock."""
+
+    def __init__(self, config: FakeGeminiConfig, clock: Clock | None, oracle: Oracle | None,
+                 structured: StructuredHook | None):
+        self.lock = threading.RLock()
+        self.config = config
+        self.clock = clock or make_clock(config.day_seconds, config.epoch)
+        self.oracle = oracle if oracle is not None else _load_oracle(config)
+        self.structured = structured or default_structured_answer
+        self.counter = 0
+        self.log: list[dict] = []
+        self.minute: dict[tuple[str, str], deque] = defaultdict(deque)
+        self.day_counts: dict[tuple[str, str], tuple[str, int]] = {}
+        self.forced: set[tuple[str, str, str]] = set()
+        self._log_file = None
+        self._open_log()
+
+    def _open_log(self) -> None:
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
+        if self.config.log_path is not None:
+            Path(self.config.log_path).parent.mkdir(parents=True, exist_ok=True)
+            self._log_file = open(self.config.log_path, "a", encoding="utf-8")
+
+    def close(self) -> None:
+        with self.lock:
+            if self._log_file is not None:
+                self._log_file.close()
+                self._log_file = None
+
+    def next_number(self) -> int:
+        with self.lock:
+            self.counter += 1
+            return self.counter
+
+    def record(self, entry: dict) -> None:
+        with self.lock:
+            self.log.append(entry)
+            if self._log_file is not None:
+                self._log_file.write(json.dumps(entry, ensure_ascii=False) + "\n")
+                self._log_file.flush()
+
+    # ------------------------------------------------------------ quotas
+
+    def day_count(self, bucket: tuple[str, str], day: str) -> int:
+        seen_day, count = self.day_counts.get(bucket, (day, 0))
+        return count if seen_day == day else 0
+
+    def quota_reply(self, project: str, model: str, now: float) -> Reply | None:
+        """The 429 to answer if the bucket is out of quota now (caller holds the lock)."""
+        cfg, spec = self.config, self.config.models[model]
+        bucket, day = (project, model), self.clock.day(now)
+        if spec.rpd == 0:
+            body = bodies.not_on_tier_429(model=model, retry_delay_s=cfg.daily_retry_delay_s, tier=cfg.tier)
+            return Reply(429, body, outcome=Outcome.DAILY_QUOTA, fault="not_on_tier")
+        if (project, model, day) in self.forced or (spec.rpd is not None and self.day_count(bucket, day) >= spec.rpd):
+            limit = spec.rpd if spec.rpd is not None else self.day_count(bucket, day)
+            body = bodies.quota_429(model=model, window="Day", limit=limit, retry_delay_s=cfg.daily_retry_delay_s,
+                                    tier=cfg.tier)
+            return Reply(429, body, outcome=Outcome.DAILY_QUOTA, fault="daily_quota")
+        window = self.minute[bucket]
+        while window and window[0] <= now - cfg.minute_seconds:
+            window.popleft()
+        if spec.rpm is not None and len(window) >= spec.rpm:
+            delay = cfg.retry_delay_s if cfg.retry_delay_s is not None else window[0] + cfg.minute_seconds - now
+            body = bodies.quota_429(model=model, window="Minute", limit=spec.rpm, retry_delay_s=max(delay, 0.0),
+                                    tier=cfg.tier)
+            return Reply(429, body, outcome=Outcome.MINUTE_QUOTA, fault="minute_quota")
+        return None
+
+    def admit(self, project: str, model: str, now: float) -> None:
+        """Count an answered request against the bucket's RPM window and day (caller holds the lock)."""
+        bucket, day = (project, model), self.clock.day(now)
+        self.minute[bucket].append(now)
+        self.day_counts[bucket] = (day, self.day_count(bucket, day) + 1)
+
+    def exhaust(self, project: str, model: str) -> None:
+        with self.lock:
+            self.forced.add((project, model, self.clock.day()))
+
+    def reset_quotas(self) -> None:
+        with self.lock:
+            self.minute.clear()
+            self.day_counts.clear()
+            self.forced.clear()
+
+    # ------------------------------------------------------------ answers
+
+    def answer_for(self, model: str, request: GenerateRequest) -> Callable[[str], Answer]:
+        cfg = self.config
+        rate = cfg.models[model].noise_rate
+
+        def answer(text: str) -> Answer:
+            gold = self.oracle.lookup(text)
+            return add_noise(gold, query=text, declarations=request.declarations, seed=cfg.seed, model=model,
+                             rate=rate)
+
+        return answer
+
+
+def _load_oracle(config: FakeGeminiConfig) -> Oracle:
+    if config.oracle is not None:
+        return Oracle.from_jsonl(config.oracle)
+    if config.oracle_db is not None:
+        return Oracle.from_db(config.oracle_db)
+    return Oracle()
+
+
+# ---------------------------------------------------------------- routing
+
+_ROUTES: list[tuple[str, re.Pattern, str]] = [
+    ("POST", re.compile(r"^(?:/.*)?/(?P<version>v1|v1beta)/models/(?P<model>[^/:]+):generateContent$"),
+     "generate_content"),
+    ("GET", re.compile(r"^(?:/.*)?/(?P<version>v1|v1beta)/models/(?P<model>[^/:]+)$"), "get_model"),
+    ("GET", re.compile(r"^(?:/.*)?/(?P<version>v1|v1beta)/models$"), "list_models"),
+    ("GET", re.compile(r"^/_stats$"), "stats"),
+    ("GET", re.compile(r"^/_log$"), "get_log"),
+    ("POST", re.compile(r"^/_control$"), "control"),
+]
+"""(method, path pattern, handler method of :class:`_Handler`); later endpoints (batches) add rows here."""
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "FakeGemini/1"
+    server: "_Server"
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - http.server's signature
+        pass  # the request log is ours; http.server's lines would go to stderr
+
+    def setup(self) -> None:
+        super().setup()
+        # one reply is one write; without NODELAY, Nagle plus the client's delayed ACK add ~40 ms per request
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.server.connections.add(self.connection)
+
+    def finish(self) -> None:
+        self.server.connections.discard(self.connection)
+        super().finish()
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def do_DELETE(self) -> None:
+        self._dispatch("DELETE")
+
+    def _dispatch(self, method: str) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        self.raw_body = self.rfile.read(length) if length else b""
+        url = urlsplit(self.path)
+        self.url_path, self.params = url.path, parse_qs(url.query)
+        for verb, pattern, name in _ROUTES:
+            match = pattern.match(self.url_path)
+            if match and verb == method:
+                reply = getattr(self, name)(**match.groupdict())
+                break
+        else:
+            reply = Reply(404, bodies.route_not_found_404(self.url_path), outcome=Outcome.BAD_REQUEST)
+        self._send(reply)
+
+    def _send(self, reply: Reply) -> None:
+        payload = reply.payload()
+        self.send_response(reply.status)
+        self.send_header("Content-Type", reply.content_type)
+        self.send_header("Content-Length", str(len(payload)))
+        self._headers_buffer.append(b"\r\n" + payload)  # headers and body in one send
+        self.flush_headers()
+
+    # ------------------------------------------------------------ API routes
+
+    @property
+    def state(self) -> _State:
+        return self.server.state
+
+    def _key(self) -> str | None:
+        key = self.headers.get("x-goog-api-key") or (self.params.get("key") or [None])[0]
+        return key.strip() if key else None
+
+    def _authorise(self, entry: dict) -> tuple[str | None, Reply | None]:
+        """(project, None) for an accepted key, else (None, the 400/403 reply)."""
+        cfg, key = self.state.config, self._key()
+        if not key:
+            return None, Reply(403, bodies.NO_KEY_403, outcome=Outcome.BAD_KEY, fault="no_key")
+        entry["key"] = key_fingerprint(key)
+        if key in cfg.leaked_keys:
+            return None, Reply(403, bodies.LEAKED_403, outcome=Outcome.BAD_KEY, fault="leaked_key")
+        project = cfg.project_of(key)
+        if project is None:
+            return None, Reply(400, bodies.API_KEY_INVALID_400, outcome=Outcome.BAD_KEY, fault="invalid_key")
+        entry["project"] = project
+        return project, None
+
+    def _entry(self, n: int, model: str | None) -> dict:
+        now = self.state.clock.now()
+        return {"n": n, "t": round(now, 6), "method": self.command, "path": self.url_path, "key": None,
+                "project": None, "model": model, "status": None, "outcome": None, "fault": None, "query": None,
+                "noised": False, "known": None, "quota_day": self.state.clock.day(now), "latency_ms": 0.0}
+
+    def _finish(self, entry: dict, reply: Reply, start: float) -> Reply:
+        entry.update(status=reply.status, outcome=str(reply.outcome), fault=reply.fault,
+                     latency_ms=round((time.perf_counter() - start) * 1000, 3))
+        self.state.record(entry)
+        return reply
+
+    def generate_content(self, version: str, model: str) -> Reply:
+        start, st = time.perf_counter(), self.state
+        n = st.next_number()
+        rng = random.Random(f"{st.config.seed}:{n}")
+        entry = self._entry(n, model)
+        project, reply = self._authorise(entry)
+        if reply is None and model not in st.config.models:
+            reply = Reply(404, bodies.model_not_found_404(model, version), outcome=Outcome.BAD_REQUEST,
+                          fault="unknown_model")
+        request = None
+        if reply is None:
+            try:
+                request = parse_generate_request(json.loads(self.raw_body or b"null"))
+            except (ValueError, BadRequest):  # JSONDecodeError is a ValueError
+                reply = Reply(400, bodies.INVALID_ARGUMENT_400, outcome=Outcome.BAD_REQUEST, fault="invalid_request")
+        if reply is None:
+            entry["query"] = normalize_text(request.last_user_text)
+            reply = self._answer(rng, project, model, request, entry)
+        return self._finish(entry, reply, start)
+
+    def _answer(self, rng: random.Random, project: str, model: str, request: GenerateRequest, entry: dict) -> Reply:
+        st, cfg = self.state, self.state.config
+        fault = _draw_fault(rng, cfg.faults.model_dump())
+        latency = rng.uniform(*cfg.latency_s) + (cfg.slow_s if rng.random() < cfg.faults.slow else 0.0)
+        with st.lock:
+            now = st.clock.now()
+            entry["quota_day"] = st.clock.day(now)
+            reply = st.quota_reply(project, model, now)
+            if reply is None and fault in _SERVER_FAULTS:
+                status, body, outcome = _SERVER_FAULTS[fault]
+                ctype = "text/html; charset=UTF-8" if isinstance(body, str) else _JSON
+                reply = Reply(status, body, outcome=outcome, fault=fault, content_type=ctype)
+            if reply is None:
+                st.admit(project, model, now)
+        if reply is not None:
+            return reply
+        if latency > 0:
+            time.sleep(latency)
+        answer = st.answer_for(model, request)(request.last_user_text)
+        entry.update(noised=answer.noised, known=answer.known)
+        if not answer.known:
+            log.info("fake gemini: unknown query %r answered no_tool(unknown)", entry["query"])
+        return self._success(rng, model, request, answer, fault)
+
+    def _success(self, rng: random.Random, model: str, request: GenerateRequest, answer: Answer,
+                 fault: str | None) -> Reply:
+        rid = "%016x" % rng.getrandbits(64)
+        sig = bodies.thought_signature(rid)
+        prompt_tokens = bodies.estimate_tokens(request.body)
+        common = dict(model=model, response_id=rid, prompt_tokens=prompt_tokens)
+        if fault == "garbage_200":
+            return Reply(200, "<!doctype html><p>upstream said something odd", outcome=Outcome.TRANSIENT,
+                         fault=fault, content_type="text/html; charset=UTF-8")
+        if fault in ("malformed", "max_tokens"):
+            finish = "MALFORMED_FUNCTION_CALL" if fault == "malformed" else "MAX_TOKENS"
+            return Reply(200, bodies.response(parts=None, finish=finish, output_tokens=0, **common),
+                         outcome=Outcome.REJECTED, fault=fault)
+        if fault == "blocked":
+            body = bodies.response(parts=None, finish=None, prompt_feedback={"blockReason": "PROHIBITED_CONTENT"},
+                                   **common)
+            return Reply(200, body, outcome=Outcome.REJECTED, fault=fault)
+        names = request.callable_names
+        if request.response_schema is not None:
+            value = self.state.structured(request, self.state.answer_for(model, request))
+            parts = [{"text": json.dumps(value, ensure_ascii=False)}]
+            return Reply(200, bodies.response(parts=parts, **common), outcome=Outcome.OK, fault=fault)
+        if fault == "text_answer" or not names:
+            text = "I would call: " + json.dumps([{"name": n, "args": a} for n, a in answer.parts()])
+            outcome = Outcome.REJECTED if names else Outcome.OK
+            return Reply(200, bodies.response(parts=[{"text": text}], **common), outcome=outcome, fault=fault)
+        calls = _fit_to_declared(answer.parts(), names)
+        if fault == "unknown_tool":
+            calls = [(calls[0][0] + "_v2", calls[0][1])] + calls[1:]
+        elif fault == "bad_args":
+            target = next((c for c in calls if c[0] != NO_TOOL), None) or (next(
+                (n for n in names if n != NO_TOOL), calls[0][0]), {})
+            calls = [(target[0], {"unexpected_argument": 12345})]
+        parts = [bodies.call_part(name, args, sig) for name, args in calls]
+        outcome = Outcome.REJECTED if fault in ("unknown_tool", "bad_args") else Outcome.OK
+        return Reply(200, bodies.response(parts=parts, **common), outcome=outcome, fault=fault)
+
+    def get_model(self, version: str, model: str) -> Reply:
+        start = time.perf_counter()
+        entry = self._entry(self.state.next_number(), model)
+        _, reply = self._authorise(entry)
+        if reply is None:
+            reply = Reply(200, bodies.model_info(model), outcome=Outcome.OK) if model in self.state.config.models \
+                else Reply(404, bodies.model_not_found_404(model, version), outcome=Outcome.BAD_REQUEST,
+                           fault="unknown_model")
+        return self._finish(entry, reply, start)
+
+    def list_models(self, version: str) -> Reply:
+        start = time.perf_counter()
+        entry = self._entry(self.state.next_number(), None)
+        _, reply = self._authorise(entry)
+        if reply is None:
+            reply = Reply(200, {"models": [bodies.model_info(m) for m in self.state.config.models]},
+                          outcome=Outcome.OK)
+        return self._finish(entry, reply, start)
+
+    # ------------------------------------------------------------ test routes
+
+    def stats(self) -> Reply:
+        return Reply(200, self.server.owner.stats(), outcome=Outcome.OK)
+
+    def get_log(self) -> Reply:
+        return Reply(200, {"log": self.server.owner.log}, outcome=Outcome.OK)
+
+    def control(self) -> Reply:
+        try:
+            changes = json.loads(self.raw_body or b"{}")
+            if not isinstance(changes, dict):
+                raise ValueError("expected a JSON object")
+            self.server.owner.control(changes)
+        except (ValueError, KeyError) as exc:
+            return Reply(400, bodies.error_body(400, "INVALID_ARGUMENT", str(exc).splitlines()[0]),
+                         outcome=Outcome.BAD_REQUEST)
+        return Reply(200, {"config": self.state.config.public()}, outcome=Outcome.OK)
+
+
+def _draw_fault(rng: random.Random, rates: dict) -> str | None:
+    r, acc = rng.random(), 0.0
+    for name in (*_SERVER_FAULTS, *_ANSWER_FAULTS):
+        acc += rates.get(name, 0.0)
+        if r < acc:
+            return name
+    return None
+
+
+def _fit_to_declared(calls: list[tuple[str, dict]], names: list[str]) -> list[tuple[str, dict]]:
+    """Keep the calls the request lets the model make; a model in mode ANY must call something."""
+    kept = [c for c in calls if c[0] in names]
+    if kept:
+        return kept
+    if NO_TOOL in names:
+        return [(NO_TOOL, {"reason": "the known answer is not among the declared functions"})]
+    return [(names[0], {})]
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], state: _State, owner: "FakeGemini"):
+        self.state, self.owner = state, owner
+        self.connections: set[socket.socket] = set()
+        super().__init__(address, _Handler)
+
+
+class FakeGemini:
+    """The fake Gemini server; ``with FakeGemini(config) as server:`` serves on ``server.base_url``.
+
+    Args:
+        config: what it does (defaults: both 2.5 flash models, no quotas, no faults, no oracle, no keys).
+        port: 0 for an ephemeral port.
+        clock: shared with the runner under test (default from ``config.day_seconds`` / ``config.epoch``).
+        oracle: answers (default: from ``config.oracle`` / ``config.oracle_db``).
+        structured_answer: the hook answering structured-output requests.
+    """
+
+    def __init__(self, config: FakeGeminiConfig | None = None, *, port: int = 0, clock: Clock | None = None,
+                 oracle: Oracle | None = None, structured_answer: StructuredHook | None = None):
+        self._state = _State(config or FakeGeminiConfig(), clock, oracle, structured_answer)
+        self._port = port
+        self._httpd: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------ lifecycle
+
+    def start(self) -> "FakeGemini":
+        """Bind 127.0.0.1 and serve in a background thread; returns self."""
+        self._httpd = _Server(("127.0.0.1", self._port), self._state, self)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="fake-gemini", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving, drop open connections, close the log file."""
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            for conn in list(self._httpd.connections):
+                try:
+                    conn.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+            self._httpd.server_close()
+            self._httpd = None
+        self._state.close()
+
+    def __enter__(self) -> "FakeGemini":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------ introspection
+
+    @property
+    def port(self) -> int:
+        if self._httpd is None:
+            raise RuntimeError("the fake server is not running; use start() or 'with FakeGemini(...)'")
+        return self._httpd.server_address[1]
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def config(self) -> FakeGeminiConfig:
+        return self._state.config
+
+    @property
+    def clock(self) -> Clock:
+        return self._state.clock
+
+    @property
+    def oracle(self) -> Oracle:
+        return self._state.oracle
+
+    @property
+    def log(self) -> list[dict]:
+        """A copy of the request log (one dict per request; the key is a fingerprint)."""
+        with self._state.lock:
+            return [dict(e) for e in self._state.log]
+
+    def stats(self) -> dict:
+        """Requests counted by key fingerprint, bucket (``project/model``), outcome, status and fault."""
+        entries = self.log
+        by_key: dict[str, Counter] = defaultdict(Counter)
+        by_bucket: dict[str, Counter] = defaultdict(Counter)
+        for e in entries:
+            if e["path"].startswith("/_"):
+                continue
+            by_key[e["key"] or "<none>"][e["outcome"]] += 1
+            if e["project"]:
+                by_bucket[f"{e['project']}/{e['model']}"][e["outcome"]] += 1
+        with self._state.lock:
+            day = self._state.clock.day()
+            usage = {f"{p}/{m}": self._state.day_count((p, m), day) for p, m in self._state.day_counts}
+        return {
+            "requests": len(entries), "paid": sum(e["status"] == 200 and e["model"] is not None
+                                                  and e["path"].endswith(":generateContent") for e in entries),
+            "by_outcome": dict(Counter(e["outcome"] for e in entries)),
+            "by_status": {str(k): v for k, v in Counter(e["status"] for e in entries).items()},
+            "by_fault": dict(Counter(e["fault"] for e in entries if e["fault"])),
+            "by_key": {k: dict(v) for k, v in by_key.items()},
+            "by_bucket": {k: dict(v) for k, v in by_bucket.items()},
+            "noised": sum(bool(e["noised"]) for e in entries),
+            "unknown_queries": sum(e["known"] is False for e in entries),
+            "day": day, "day_usage": usage,
+        }
+
+    # ------------------------------------------------------------ control
+
+    def set(self, **changes: Any) -> FakeGeminiConfig:
+        """Change the config while serving (``faults`` and ``models`` merge key by key); returns the new config.
+
+        Raises: pydantic.ValidationError for an invalid change (nothing is changed then).
+        """
+        new = merge_config(self._state.config, changes)
+        with self._state.lock:
+            old, self._state.config = self._state.config, new
+            if (new.oracle, new.oracle_db) != (old.oracle, old.oracle_db):
+                self._state.oracle = _load_oracle(new)
+            if new.log_path != old.log_path:
+                self._state._open_log()
+            if (new.day_seconds, new.epoch) != (old.day_seconds, old.epoch):
+                self._state.clock = make_clock(new.day_seconds, new.epoch)
+        return new
+
+    def exhaust(self, project: str, model: str) -> None:
+        """Use up the daily quota of (project, model) for the current day."""
+        self._state.exhaust(project, model)
+
+    def reset_quotas(self) -> None:
+        """Forget all quota usage (RPM windows, day counts, forced exhaustion)."""
+        self._state.reset_quotas()
+
+    def set_structured_answer(self, hook: StructuredHook | None) -> None:
+        self._state.structured = hook or default_structured_answer
+
+    def control(self, changes: dict) -> None:
+        """Apply a ``/_control`` body: ``exhaust`` ({project, model} or a list), ``reset_quotas``, and config
+        fields (as :meth:`set`)."""
+        changes = dict(changes)
+        exhaust = changes.pop("exhaust", None)
+        reset = changes.pop("reset_quotas", False)
+        if changes:
+            self.set(**changes)
+        if reset:
+            self.reset_quotas()
+        for item in [exhaust] if isinstance(exhaust, dict) else (exhaust or []):
+            self.exhaust(item["project"], item["model"])
+
+
+def serve(config: FakeGeminiConfig, port: int = 0, port_file: str | Path | None = None, *,
+          on_ready: Callable[[str], None] | None = None) -> None:
+    """Serve until interrupted (KeyboardInterrupt returns); for the CLI and other processes' tests.
+
+    Side effects: writes the port to ``port_file`` (atomically, once listening) and calls ``on_ready(base_url)``.
+    """
+    server = FakeGemini(config, port=port).start()
+    try:
+        if port_file is not None:
+            tmp = Path(str(port_file) + ".tmp")
+            tmp.write_text(str(server.port), encoding="utf-8")
+            tmp.replace(port_file)
+        if on_ready is not None:
+            on_ready(server.base_url)
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
