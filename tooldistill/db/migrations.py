@@ -152,3 +152,14 @@ def m010_distill_queue(db: Database) -> None:
                 db[table].add_column(name, typ)
     db.execute("CREATE INDEX IF NOT EXISTS attempts_bucket_time ON attempts (project, model, sent_at)")
     db.execute("CREATE INDEX IF NOT EXISTS attempts_outcome ON attempts (outcome)")
+
+
+@MIGRATIONS()
+def m050_eval_predictions(db: Database) -> None:
+    # How each prediction was read and graded at eval time (against the split's labels), so SQL can slice runs.
+    columns = db["predictions"].columns_dict
+    for name, kind in (("valid_json", int), ("extracted", int), ("tool_correct", int), ("correct", int),
+                       ("created_at", str)):
+        if name not in columns:
+            db["predictions"].add_column(name, kind)
+    db["predictions"].create_index(["run_id", "query_id"], if_not_exists=True)
