@@ -163,3 +163,11 @@ def m050_eval_predictions(db: Database) -> None:
         if name not in columns:
             db["predictions"].add_column(name, kind)
     db["predictions"].create_index(["run_id", "query_id"], if_not_exists=True)
+
+
+@MIGRATIONS()
+def m040_train_run_inputs(db: Database) -> None:
+    # What a run trained on, so `train run --resume` can reload it: {"dataset": version id} or
+    # {"data_file": path}, plus the catalogue hash and how many val rows were carved from train.
+    if "inputs" not in db["runs"].columns_dict:
+        db["runs"].add_column("inputs", str)
