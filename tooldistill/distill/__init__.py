@@ -1,1 +1,33 @@
-"""distill: the teacher, the durable job queue, the quota-aware key pool and the runner."""
+"""distill: the teacher, the durable job queue, the quota-aware key pool and the runner.
+
+Library use::
+
+    from tooldistill.db import open_db, get_catalog
+    from tooldistill.distill import DistillSettings, parse_keys, run_distill
+
+    db = open_db("tooldistill.db")
+    summary = run_distill(db, catalog=get_catalog(db), keys=parse_keys("KEY1@proj-a,KEY2@proj-b"),
+                          settings=DistillSettings(concurrency=8))
+
+The queue itself (enqueue, claim, complete, ...) is :mod:`tooldistill.db.queue`, so other stages can add jobs
+(e.g. relabel votes) without importing this package's internals.
+"""
+
+from .backoff import Backoff
+from .cache import cache_key, get_cached
+from .clock import Clock, FastClock, make_clock
+from .keys import ApiKey, fingerprint, keys_from_env, parse_keys
+from .outcomes import Outcome, TeacherResult, Usage, classify_error, classify_exception
+from .pool import Pool
+from .prompt import TeacherPrompt, build_prompt
+from .runner import GeminiTeacher, Runner, RunSummary, Teacher, run_distill, run_workspace
+from .settings import DistillSettings, load_settings
+from .status import distill_status
+from .teacher import ask_teacher, make_client
+
+__all__ = [
+    "ApiKey", "Backoff", "Clock", "DistillSettings", "FastClock", "GeminiTeacher", "Outcome", "Pool", "Runner",
+    "RunSummary", "Teacher", "TeacherPrompt", "TeacherResult", "Usage", "ask_teacher", "build_prompt", "cache_key",
+    "classify_error", "classify_exception", "distill_status", "fingerprint", "get_cached", "keys_from_env",
+    "load_settings", "make_client", "make_clock", "parse_keys", "run_distill", "run_workspace",
+]

@@ -1,0 +1,386 @@
+"""The key pool: slots (key x model) and the (project, model) buckets they share, persisted.
+
+Gemini quotas are per project and per model, so limits, pacing and quota state live on the bucket that every slot
+of one project and model shares; a slot (one key, one model) only carries what is the key's own: ``invalid`` (a
+bad or leaked key, for all its models) and ``cooling`` after transient errors. A bucket is ``ready``, ``cooling``
+until a time (per-minute 429, bare 429) or ``exhausted`` until the next daily reset (a per-day 429, or the
+client-side daily count reaching the limit). Everything is written to the ``slots``/``buckets`` tables as it
+changes, so a restart neither hits a bucket known to be exhausted in this quota day nor a key known to be
+invalid (until the key set changes). Sends are counted in the database too, so two processes on one database
+share each bucket's daily count and see each other's exhaustion before sending.
+
+Pacing: per bucket, a token bucket with rate RPM/60 and a burst of one (requests spread evenly over the minute)
+plus a sliding 60-second window, so no minute ever sees more than RPM sends from this process. The scheduler
+picks, among the slots that may send now, the one that has rested longest.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+from sqlite_utils import Database
+
+from ..db import get_setting, now_iso, set_setting
+from ..db.queue import immediate
+from .backoff import Backoff, jittered
+from .clock import Clock
+from .keys import ApiKey, key_set_id
+from .outcomes import Outcome, TeacherResult
+from .settings import DistillSettings
+
+log = logging.getLogger(__name__)
+
+READY, COOLING, EXHAUSTED, INVALID = "ready", "cooling", "exhausted", "invalid"
+WINDOW_S = 60.0
+KEY_SET_SETTING = "distill_key_set"
+
+
+@dataclass(eq=False)
+class Bucket:
+    """The quota of one (project, model): limits, pacing and state."""
+
+    id: str
+    project: str
+    model: str
+    rpm: int
+    rpd: int
+    rpm_source: str
+    rpd_source: str
+    state: str = READY
+    until: float = 0.0
+    reason: str | None = None
+    day: str = ""
+    requests_today: int = 0
+    backoff: int = 0
+    rpm_reported: int | None = None
+    rpd_reported: int | None = None
+    sent: deque = field(default_factory=deque)
+    last_sent: float = 0.0
+
+    def next_send_at(self, now: float) -> float:
+        """The earliest time this bucket may send (``now`` if it may send at once)."""
+        t = now
+        if self.state in (COOLING, EXHAUSTED):
+            t = max(t, self.until)
+        if self.rpm:
+            while self.sent and self.sent[0] <= now - WINDOW_S:
+                self.sent.popleft()
+            if self.last_sent:
+                t = max(t, self.last_sent + WINDOW_S / self.rpm)
+            if len(self.sent) >= self.rpm:
+                t = max(t, self.sent[-self.rpm] + WINDOW_S)
+        return t
+
+
+@dataclass(eq=False)
+class Slot:
+    """One key used with one model."""
+
+    id: str
+    key: ApiKey
+    model: str
+    bucket: Bucket
+    serves_unpinned: bool
+    state: str = READY
+    until: float = 0.0
+    reason: str | None = None
+    last_used_at: float = 0.0
+    backoff: int = 0
+    requests: int = 0
+    in_flight: int = 0
+
+    def usable(self) -> bool:
+        return self.state != INVALID and self.bucket.state != EXHAUSTED
+
+    def ready_at(self, now: float) -> float:
+        t = self.bucket.next_send_at(now)
+        return max(t, self.until) if self.state == COOLING else t
+
+
+class Pool:
+    """The slots of a run, their buckets, and every quota decision.
+
+    Args:
+        db: the workspace database (slot and bucket rows are read and written through).
+        keys: the API keys.
+        models: the teacher models that answer unpinned (label) jobs.
+        settings: limits and backoff settings.
+        clock: decides the quota day and when it resets.
+        pinned_models: further models that only serve jobs pinned to them (e.g. relabel with a stronger teacher).
+    """
+
+    def __init__(self, db: Database, keys: list[ApiKey], *, models: list[str], settings: DistillSettings,
+                 clock: Clock, pinned_models: list[str] = (), rng: random.Random | None = None):
+        self.db, self.settings, self.clock = db, settings, clock
+        self.rng = rng or random.Random()
+        self.backoff = Backoff(settings.backoff_base_s, settings.backoff_max_s)
+        self.buckets: dict[str, Bucket] = {}
+        self.slots: list[Slot] = []
+        now = clock.now()
+        self._forget_invalid_if_keys_changed(keys)
+        all_models = list(dict.fromkeys([*models, *pinned_models]))
+        for key in keys:
+            for model in all_models:
+                bucket = self._load_bucket(key.project, model, now)
+                self.slots.append(self._load_slot(key, model, bucket, model in models, now))
+        self.refresh(now)
+
+    # ------------------------------------------------------------ loading
+
+    def _forget_invalid_if_keys_changed(self, keys: list[ApiKey]) -> None:
+        ident = key_set_id(keys)
+        if get_setting(self.db, KEY_SET_SETTING) != ident:
+            with immediate(self.db):
+                self.db.execute("UPDATE slots SET state = 'ready', reason = NULL WHERE state = 'invalid'")
+                set_setting(self.db, KEY_SET_SETTING, ident)
+
+    def _limits(self, model: str, reported_rpm: int | None, reported_rpd: int | None):
+        explicit_rpm, explicit_rpd = self.settings.limits_for(model)
+        default_rpm, default_rpd = self.settings.default_limits(model)
+
+        def pick(explicit, reported, default):
+            if explicit is not None:
+                return explicit, "config"
+            if reported:
+                return reported, "server"
+            return default, "default"
+
+        return pick(explicit_rpm, reported_rpm, default_rpm), pick(explicit_rpd, reported_rpd, default_rpd)
+
+    def _load_bucket(self, project: str, model: str, now: float) -> Bucket:
+        bid = f"{project}:{model}"
+        if bid in self.buckets:
+            return self.buckets[bid]
+        row = self.db.execute(
+            "SELECT state, until, reason, day, requests_today, backoff, rpm_reported, rpd_reported FROM buckets"
+            " WHERE id = ?", [bid]).fetchone()
+        if row is None:
+            self.db["buckets"].insert({"id": bid, "project": project, "model": model, "state": READY, "until": 0.0,
+                                       "day": self.clock.day(now), "requests_today": 0, "backoff": 0,
+                                       "updated_at": now})
+            row = (READY, 0.0, None, self.clock.day(now), 0, 0, None, None)
+        state, until, reason, day, today, backoff, rep_rpm, rep_rpd = row
+        (rpm, rpm_src), (rpd, rpd_src) = self._limits(model, rep_rpm, rep_rpd)
+        bucket = Bucket(bid, project, model, rpm, rpd, rpm_src, rpd_src, state or READY, until or 0.0, reason,
+                        day or "", today or 0, backoff or 0, rep_rpm, rep_rpd)
+        sent = self.db.execute("SELECT sent_at FROM attempts WHERE project = ? AND model = ? AND sent_at > ?"
+                               " ORDER BY sent_at", [project, model, now - WINDOW_S]).fetchall()
+        bucket.sent.extend(r[0] for r in sent)
+        bucket.last_sent = bucket.sent[-1] if bucket.sent else 0.0
+        self.buckets[bid] = bucket
+        self.db.execute("UPDATE buckets SET rpm = ?, rpd = ? WHERE id = ?", [rpm, rpd, bid])
+        return bucket
+
+    def _load_slot(self, key: ApiKey, model: str, bucket: Bucket, unpinned: bool, now: float) -> Slot:
+        sid = f"{key.fingerprint}:{model}"
+        row = self.db.execute("SELECT state, until, reason, last_used_at, backoff, requests FROM slots WHERE id = ?",
+                              [sid]).fetchone()
+        if row is None:
+            self.db["slots"].insert({"id": sid, "fingerprint": key.fingerprint, "env_var": key.env_var,
+                                     "project": key.project, "model": model, "state": READY, "until": 0.0,
+                                     "requests": 0, "backoff": 0, "created_at": now_iso()})
+            row = (READY, 0.0, None, 0.0, 0, 0)
+        else:  # the key may have moved to another project or variable position
+            self.db.execute("UPDATE slots SET env_var = ?, project = ? WHERE id = ?", [key.env_var, key.project, sid])
+        state, until, reason, last_used, backoff, requests = row
+        return Slot(sid, key, model, bucket, unpinned, state or READY, until or 0.0, reason, last_used or 0.0,
+                    backoff or 0, requests or 0)
+
+    # ------------------------------------------------------------ persisting
+
+    def _save_bucket(self, b: Bucket) -> None:
+        # Never downgrade an exhaustion another process wrote, unless this write is itself the exhaustion.
+        guard = "" if b.state == EXHAUSTED else " AND NOT (state = 'exhausted' AND until > ?)"
+        params = [b.state, b.until, b.reason, b.rpm, b.rpd, b.backoff, b.rpm_reported, b.rpd_reported,
+                  time.time(), b.id]
+        self.db.execute(
+            "UPDATE buckets SET state = ?, until = ?, reason = ?, rpm = ?, rpd = ?, backoff = ?, rpm_reported = ?,"
+            f" rpd_reported = ?, updated_at = ? WHERE id = ?{guard}", params + ([self.clock.now()] if guard else []))
+
+    def _save_slot(self, s: Slot) -> None:
+        self.db.execute("UPDATE slots SET state = ?, until = ?, reason = ?, last_used_at = ?, backoff = ?,"
+                        " requests = ? WHERE id = ?",
+                        [s.state, s.until, s.reason, s.last_used_at, s.backoff, s.requests, s.id])
+
+    # ------------------------------------------------------------ time
+
+    def refresh(self, now: float | None = None) -> None:
+        """Let cooling and exhausted states whose time has come return to ready; start new quota days."""
+        now = self.clock.now() if now is None else now
+        today = self.clock.day(now)
+        for b in self.buckets.values():
+            changed = False
+            if b.state in (COOLING, EXHAUSTED) and b.until <= now:
+                b.state, b.reason, changed = READY, None, True
+            if b.day != today:
+                b.day, b.requests_today, changed = today, 0, True
+            if changed:
+                self._save_bucket(b)
+        for s in self.slots:
+            if s.state == COOLING and s.until <= now:
+                s.state, s.reason = READY, None
+                self._save_slot(s)
+
+    def sync(self, now: float | None = None) -> None:
+        """Re-read bucket states from the database, to see exhaustion written by another process."""
+        now = self.clock.now() if now is None else now
+        for bid, state, until, reason in self.db.execute("SELECT id, state, until, reason FROM buckets"):
+            b = self.buckets.get(bid)
+            if b is not None and state == EXHAUSTED and (until or 0) > now and b.state != EXHAUSTED:
+                b.state, b.until, b.reason = EXHAUSTED, until, reason
+
+    # ------------------------------------------------------------ scheduling
+
+    def pick(self, now: float, *, unpinned_work: bool, pinned_work: set[str]) -> tuple[Slot | None, float | None]:
+        """Choose the slot to send next.
+
+        Returns: ``(slot, None)`` when one may send now (the rested-longest of those); ``(None, t)`` when the
+        first one may send at ``t``; ``(None, None)`` when no slot that has work can send before a reset (every
+        one exhausted or invalid: see :meth:`blocked`).
+        """
+        cands = [s for s in self.slots if s.usable() and ((s.serves_unpinned and unpinned_work)
+                                                           or s.model in pinned_work)]
+        if not cands:
+            return None, None
+        timed = [(s.ready_at(now), s) for s in cands]
+        ready = [s for t, s in timed if t <= now]
+        if ready:
+            return min(ready, key=lambda s: (s.last_used_at, s.in_flight, s.id)), None
+        return None, min(t for t, _ in timed)
+
+    def blocked(self, *, unpinned_work: bool, pinned_work: set[str]) -> tuple[str, float | None]:
+        """Why nothing can send: ``("exhausted", reset_time)`` or ``("invalid", None)`` when every key is bad."""
+        relevant = [s for s in self.slots if (s.serves_unpinned and unpinned_work) or s.model in pinned_work]
+        exhausted = [s.bucket.until for s in relevant if s.state != INVALID and s.bucket.state == EXHAUSTED]
+        if exhausted:
+            return "exhausted", min(exhausted)
+        return "invalid", None
+
+    def reserve(self, slot: Slot, now: float) -> bool:
+        """Count one send on the slot's bucket (in the database, shared with other processes).
+
+        Returns: False, and the bucket marked exhausted, when its daily limit is already used up or another
+        process found it exhausted; the caller must not send then.
+        """
+        b, day = slot.bucket, self.clock.day(now)
+        with immediate(self.db):
+            row = self.db.conn.execute(
+                "UPDATE buckets SET requests_today = CASE WHEN day = :day THEN requests_today + 1 ELSE 1 END,"
+                " day = :day, last_request_at = :now WHERE id = :id AND NOT (state = 'exhausted' AND until > :now)"
+                " AND (:rpd = 0 OR day != :day OR requests_today < :rpd) RETURNING requests_today",
+                {"day": day, "now": now, "id": b.id, "rpd": b.rpd}).fetchone()
+            if row is None:
+                state, until, reason = self.db.conn.execute(
+                    "SELECT state, until, reason FROM buckets WHERE id = ?", [b.id]).fetchone()
+                if state == EXHAUSTED and (until or 0) > now:
+                    b.state, b.until, b.reason = EXHAUSTED, until, reason
+                else:
+                    self._exhaust(b, now, f"daily limit of {b.rpd} requests reached ({b.rpd_source})")
+                return False
+        b.requests_today, b.day = row[0], day
+        b.sent.append(now)
+        b.last_sent = now
+        slot.last_used_at, slot.requests, slot.in_flight = now, slot.requests + 1, slot.in_flight + 1
+        self._save_slot(slot)
+        if b.rpd and b.requests_today >= b.rpd:
+            self._exhaust(b, now, f"daily limit of {b.rpd} requests reached ({b.rpd_source})")
+        return True
+
+    def unreserve(self, slot: Slot) -> None:
+        """Undo the in-flight mark of a send that never happened (abandoned before the request left)."""
+        slot.in_flight = max(0, slot.in_flight - 1)
+
+    # ------------------------------------------------------------ outcomes
+
+    def _exhaust(self, b: Bucket, now: float, reason: str) -> None:
+        b.state, b.until, b.reason = EXHAUSTED, self.clock.next_reset(now), reason
+        self._save_bucket(b)
+        log.warning("bucket %s exhausted until %s: %s", b.id, _fmt(b.until), reason)
+
+    def _cool_bucket(self, b: Bucket, now: float, seconds: float, reason: str) -> None:
+        if b.state == EXHAUSTED:
+            return
+        b.state, b.until, b.reason = COOLING, max(b.until if b.state == COOLING else 0.0, now + seconds), reason
+        self._save_bucket(b)
+
+    def record(self, slot: Slot, result: TeacherResult, now: float | None = None) -> str | None:
+        """Apply what a response says about the slot and its bucket (ARCHITECTURE section 5's table).
+
+        Returns: a message to show the user loudly (a key found invalid, said once per key), else ``None``.
+        """
+        now = self.clock.now() if now is None else now
+        slot.in_flight = max(0, slot.in_flight - 1)
+        b, out = slot.bucket, result.outcome
+        if out in (Outcome.OK, Outcome.REJECTED, Outcome.BAD_REQUEST):
+            if b.backoff:
+                b.backoff = 0
+                self._save_bucket(b)
+            if slot.backoff:
+                slot.backoff = 0
+                self._save_slot(slot)
+        elif out == Outcome.DAILY_QUOTA:
+            if result.quota_value is not None:
+                b.rpd_reported = result.quota_value
+                if b.rpd_source != "config":
+                    b.rpd, b.rpd_source = result.quota_value, "server"
+            if b.state != EXHAUSTED or b.until <= now:
+                self._exhaust(b, now, f"daily quota answered 429 (limit {result.quota_value or '?'})")
+        elif out == Outcome.MINUTE_QUOTA:
+            if result.quota_value:
+                b.rpm_reported = result.quota_value
+                if b.rpm_source != "config":
+                    b.rpm, b.rpm_source = result.quota_value, "server"
+            wait = max(result.retry_after_s or 0.0, self.settings.minute_floor_s)
+            self._cool_bucket(b, now, jittered(wait, rng=self.rng), "per-minute quota (429)")
+        elif out == Outcome.BARE_429:
+            b.backoff += 1
+            wait = max(result.retry_after_s or 0.0, self.backoff.delay(b.backoff, self.rng))
+            self._cool_bucket(b, now, wait, f"429 without quota details (#{b.backoff} in a row)")
+            log.warning("bucket %s: 429 without quota details (#%d in a row); cooling %.1fs", b.id, b.backoff, wait)
+        elif out == Outcome.TRANSIENT:
+            slot.backoff += 1
+            slot.state, slot.until = COOLING, now + self.backoff.delay(slot.backoff, self.rng)
+            slot.reason = f"{result.status_code or 'transport'} error (#{slot.backoff} in a row)"
+            self._save_slot(slot)
+        elif out == Outcome.BAD_KEY:
+            return self.invalidate(slot.key, f"{result.status_code or ''} {result.message or 'key rejected'}".strip())
+        return None
+
+    def invalidate(self, key: ApiKey, reason: str) -> str | None:
+        """Mark every slot of ``key`` invalid; returns the loud message the first time only."""
+        first = any(s.state != INVALID for s in self.slots if s.key == key)
+        for s in self.slots:
+            if s.key == key:
+                s.state, s.reason = INVALID, reason[:200]
+                self._save_slot(s)
+        if not first:
+            return None
+        msg = (f"API key {key.fingerprint} ({key.env_var}, project {key.project}) was rejected: {reason[:200]}; "
+               "it is skipped for this run. Replace it in GEMINI_API_KEYS.")
+        log.error(msg)
+        return msg
+
+    # ------------------------------------------------------------ reporting
+
+    def snapshot(self, now: float | None = None) -> list[dict]:
+        """Per-bucket state for progress displays: state, until, limits, today's count, slots ready/invalid."""
+        now = self.clock.now() if now is None else now
+        out = []
+        for b in self.buckets.values():
+            slots = [s for s in self.slots if s.bucket is b]
+            state = b.state if b.state == READY or b.until > now else READY
+            out.append({
+                "bucket": b.id, "project": b.project, "model": b.model, "state": state,
+                "until": b.until if state != READY else None, "reason": b.reason if state != READY else None,
+                "rpm": b.rpm, "rpd": b.rpd, "requests_today": b.requests_today,
+                "slots": len(slots), "invalid_slots": sum(s.state == INVALID for s in slots),
+            })
+        return out
+
+
+def _fmt(t: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
