@@ -61,3 +61,23 @@ class FastClock(Clock):
 def make_clock(day_seconds: float | None = None, epoch: float | None = None) -> Clock:
     """A FastClock when ``day_seconds`` is given, else the real Pacific-midnight clock."""
     return FastClock(day_seconds, epoch or 0.0) if day_seconds else Clock()
+
+
+class ManualClock(FastClock):
+    """A FastClock whose time only moves when told (:meth:`advance`, :meth:`set`): quota windows and days in
+    tests without sleeping. Thread-safe enough for the fake server: reads and writes of one float."""
+
+    def __init__(self, day_seconds: float, epoch: float = 0.0, *, start: float | None = None):
+        super().__init__(day_seconds, epoch)
+        self._now = float(epoch if start is None else start)
+
+    def now(self) -> float:
+        return self._now
+
+    def advance(self, seconds: float) -> float:
+        """Move time forward by ``seconds``; returns the new time."""
+        self._now += float(seconds)
+        return self._now
+
+    def set(self, t: float) -> None:
+        self._now = float(t)

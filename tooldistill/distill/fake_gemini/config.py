@@ -86,6 +86,7 @@ class FakeGeminiConfig(BaseModel):
     oracle: Path | None = Field(default=None, description="JSONL of {query, calls} answering known queries.")
     oracle_db: Path | None = Field(default=None, description="A workspace database whose gold labels answer.")
     log_path: Path | None = Field(default=None, description="Append every request to this JSONL file.")
+    log_bodies: bool = Field(default=False, description="Keep each request's JSON body in its log entry.")
 
     @model_validator(mode="after")
     def _check(self) -> "FakeGeminiConfig":
@@ -145,10 +146,14 @@ def load_fake_config(path: str | Path | None = None, **overrides: Any) -> FakeGe
     try:
         return FakeGeminiConfig.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ".".join(str(x) for x in err.get("loc", ())) or "(top level)"
-        msg = err["msg"].removeprefix("Value error, ")
-        raise ConfigError(f"{source}: field {loc!r}: {msg}") from None
+        raise ConfigError(f"{source}: {validation_message(exc)}") from None
+
+
+def validation_message(exc: ValidationError) -> str:
+    """One line for a config validation error: the field and what is wrong with it."""
+    err = exc.errors()[0]
+    loc = ".".join(str(x) for x in err.get("loc", ())) or "(top level)"
+    return f"field {loc!r}: {err['msg'].removeprefix('Value error, ')}"
 
 
 def merge_config(config: FakeGeminiConfig, changes: dict) -> FakeGeminiConfig:

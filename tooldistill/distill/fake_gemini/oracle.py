@@ -49,6 +49,11 @@ class Oracle:
         self.answers[normalize_text(query)] = Answer(
             calls=tuple((c.tool, dict(c.args)) for c in label.calls), reason=reason or label.reason)
 
+    def script(self, query: str, calls: list[tuple[str, dict]]) -> None:
+        """Answer ``query`` with exactly these function calls (``no_tool`` included as given): for testing how
+        a client reads answers no valid label has, such as ``no_tool`` beside a real call."""
+        self.answers[normalize_text(query)] = Answer(calls=tuple((name, dict(args)) for name, args in calls))
+
     def lookup(self, query: str) -> Answer:
         """The gold answer of ``query``, or ``no_tool(reason="unknown")`` marked ``known=False``."""
         return self.answers.get(normalize_text(query)) or Answer(calls=(), reason=UNKNOWN_REASON, known=False)

@@ -21,12 +21,14 @@ from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import parse_qs, urlsplit
 
+from pydantic import ValidationError
+
 from ...catalog import NO_TOOL
 from ...textnorm import normalize_text
 from ..clock import Clock, make_clock
 from ..outcomes import Outcome
 from . import bodies
-from .config import FakeGeminiConfig, key_fingerprint, merge_config
+from .config import FakeGeminiConfig, key_fingerprint, merge_config, validation_message
 from .oracle import Answer, Oracle, add_noise
 from .protocol import BadRequest, GenerateRequest, parse_generate_request, pick
 
@@ -295,6 +297,8 @@ class _Handler(BaseHTTPRequestHandler):
                 reply = Reply(400, bodies.INVALID_ARGUMENT_400, outcome=Outcome.BAD_REQUEST, fault="invalid_request")
         if reply is None:
             entry["query"] = normalize_text(request.last_user_text)
+            if st.config.log_bodies:
+                entry["body"] = request.body
             reply = self._answer(rng, project, model, request, entry)
         return self._finish(entry, reply, start)
 
@@ -392,8 +396,11 @@ class _Handler(BaseHTTPRequestHandler):
             if not isinstance(changes, dict):
                 raise ValueError("expected a JSON object")
             self.server.owner.control(changes)
-        except (ValueError, KeyError) as exc:
-            return Reply(400, bodies.error_body(400, "INVALID_ARGUMENT", str(exc).splitlines()[0]),
+        except ValidationError as exc:
+            return Reply(400, bodies.error_body(400, "INVALID_ARGUMENT", validation_message(exc)),
+                         outcome=Outcome.BAD_REQUEST)
+        except (ValueError, KeyError, TypeError) as exc:
+            return Reply(400, bodies.error_body(400, "INVALID_ARGUMENT", f"bad control body: {exc}"),
                          outcome=Outcome.BAD_REQUEST)
         return Reply(200, {"config": self.state.config.public()}, outcome=Outcome.OK)
 
