@@ -31,14 +31,26 @@ def _runs_dir(ctx: typer.Context, runs_dir: Path | None) -> Path:
 
 def summary_table(summary: dict, *, title: str) -> Table:
     """Headline rates (rows) against each label view (columns), value [95% interval]."""
-    from ..eval import format_rate
     from ..eval.report import VIEW_TITLES
 
     views = summary["views"]
-    table = Table("metric", *(f"{VIEW_TITLES.get(v, v)}\nn={views[v]['n']}" for v in views), title=title)
+    table = Table(title=title)
+    table.add_column("metric", no_wrap=True)
+    for v in views:
+        table.add_column(f"{VIEW_TITLES.get(v, v)}\nn={views[v]['n']}", no_wrap=True)
     for name in HEADLINE_ROWS:
-        table.add_row(name, *(format_rate(views[v]["rates"].get(name)) for v in views))
+        table.add_row(name, *(_compact(views[v]["rates"].get(name)) for v in views))
     return table
+
+
+def _compact(rate: dict | None) -> str:
+    """``93.1%`` over ``[92–94]``: the interval in whole points, on its own line, keeps four views in 80 columns."""
+    if not rate or rate.get("value") is None:
+        return "n/a"
+    text = f"{100 * rate['value']:.1f}%"
+    if rate.get("lo") is not None:
+        text += f"\n[{100 * rate['lo']:.0f}–{100 * rate['hi']:.0f}]"
+    return text
 
 
 def _print_summary(report_or_summary: dict, *, title: str) -> None:

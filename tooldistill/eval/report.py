@@ -14,7 +14,7 @@ from typing import Iterable
 from .metrics import HEADLINE, format_rate
 from .noise import VIEWS
 
-VIEW_TITLES = {"split": "split labels", "teacher": "teacher", "corrected": "corrected", "clean": "verified-clean"}
+VIEW_TITLES = {"split": "split labels", "teacher": "teacher", "corrected": "corrected", "clean": "verified"}
 """Column titles of the label views (:data:`tooldistill.eval.noise.VIEWS`)."""
 
 
