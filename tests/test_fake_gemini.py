@@ -217,6 +217,17 @@ def test_only_answered_requests_use_quota(catalog, oracle):
                                                                           Outcome.DAILY_QUOTA]
 
 
+def test_one_project_can_have_its_own_limits(catalog, oracle):
+    limits = {"proj-b": {FLASH: {"rpd": 1}}, "proj-a": {FLASH: {"rpm": None}}}
+    with make_server(oracle, clock=ManualClock(1000), models={FLASH: {"rpm": 2, "rpd": 5}},
+                     project_limits=limits) as server:
+        assert [ask_async(server, catalog, key=K3).outcome for _ in range(2)] == [Outcome.OK, Outcome.DAILY_QUOTA]
+        assert [ask_async(server, catalog).outcome for _ in range(6)] == [Outcome.OK] * 5 + [Outcome.DAILY_QUOTA]
+        server.set(models={FLASH: {"rpd": 10}})  # a runtime change keeps the project overrides
+        assert server.config.limits("proj-a", FLASH) == (None, 10)
+        assert server.config.limits("proj-b", FLASH) == (2, 1)
+
+
 def test_a_configured_retry_delay_and_paid_tier_ids(catalog, oracle):
     with make_server(oracle, clock=ManualClock(1000), retry_delay_s=1.5, tier="paid",
                      models={FLASH: {"rpm": 1}}) as server:
@@ -465,7 +476,7 @@ def test_config_loads_from_yaml_and_rejects_unknown_fields(tmp_path):
                     "faults: {unavailable_503: 0.1}\nlatency_s: [0, 0.01]\n")
     cfg = load_fake_config(path, seed=4)
     assert (cfg.seed, cfg.models[FLASH].rpd, cfg.faults.unavailable_503) == (4, 20, 0.1)
-    assert cfg.project_of("k2") == f"project-{key_fingerprint('k2')}" and cfg.project_of("k3") is None
+    assert cfg.project_of("k2") == f"key-{key_fingerprint('k2').replace('-', '')}" and cfg.project_of("k3") is None
     path.write_text("fautls: {unavailable_503: 0.1}\n")
     with pytest.raises(ConfigError, match=r"fake.yaml: field 'fautls': Extra inputs are not permitted"):
         load_fake_config(path)
@@ -505,12 +516,12 @@ def test_cli_serves_in_another_process_until_interrupted(tmp_path, catalog):
         assert ask_async(Remote, catalog, "Weather in Kyoto", key=K2).outcome is Outcome.OK  # own project
         assert ask_async(Remote, catalog, "Weather in Kyoto").outcome is Outcome.DAILY_QUOTA
     finally:
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signal.SIGTERM)
         _, stderr = proc.communicate(timeout=20)
     assert proc.returncode == 0
     assert f"fake Gemini listening on http://127.0.0.1:{port}" in stderr
     entries = [json.loads(line) for line in log.read_text().splitlines()]
     assert [(e["project"], e["outcome"]) for e in entries] == [
-        ("proj-x", "ok"), (f"project-{key_fingerprint(K2)}", "ok"), ("proj-x", "daily_quota")]
+        ("proj-x", "ok"), (f"key-{key_fingerprint(K2).replace('-', '')}", "ok"), ("proj-x", "daily_quota")]
     assert entries[0]["quota_day"].startswith("fastday-")
     assert K1 not in log.read_text() + stderr

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -10,11 +9,17 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ...errors import ConfigError
+from ..keys import fingerprint, parse_keys
 
 
 def key_fingerprint(key: str) -> str:
-    """A stable, non-reversible name for an API key (``k-`` + 10 hex chars of its SHA-256)."""
-    return "k-" + hashlib.sha256(key.strip().encode("utf-8")).hexdigest()[:10]
+    """The key's fingerprint, the same one the key pool shows (:func:`tooldistill.distill.keys.fingerprint`)."""
+    return fingerprint(key)
+
+
+def own_project(key: str) -> str:
+    """The project of a key given without one: its own, named as the key pool names it."""
+    return f"key-{fingerprint(key).replace('-', '')}"
 
 
 class ModelSpec(BaseModel):
@@ -53,6 +58,15 @@ class FaultRates(BaseModel):
         return self
 
 
+class Limits(BaseModel):
+    """A project's own limits for a model; a field left out keeps the model's."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rpm: int | None = Field(default=None, ge=0)
+    rpd: int | None = Field(default=None, ge=0)
+
+
 DEFAULT_MODELS = {"gemini-2.5-flash": ModelSpec(), "gemini-2.5-flash-lite": ModelSpec()}
 
 
@@ -69,6 +83,9 @@ class FakeGeminiConfig(BaseModel):
     open_keys: bool = Field(default=False, description="Accept any unlisted key, each its own project.")
     # -- models and quotas
     models: dict[str, ModelSpec] = Field(default_factory=lambda: dict(DEFAULT_MODELS))
+    project_limits: dict[str, dict[str, Limits]] = Field(
+        default_factory=dict, description="project -> model -> limits overriding the model's (e.g. one project "
+        "with a smaller daily quota).")
     tier: str = Field(default="free", pattern="^(free|paid)$", description="Which quota ids the 429s name.")
     minute_seconds: float = Field(default=60.0, gt=0, description="Length of the RPM window.")
     retry_delay_s: float | None = Field(
@@ -102,8 +119,18 @@ class FakeGeminiConfig(BaseModel):
     def project_of(self, key: str) -> str | None:
         """The project of ``key``, or None when the key is not accepted."""
         if key in self.keys:
-            return self.keys[key] or f"project-{key_fingerprint(key)}"
-        return f"project-{key_fingerprint(key)}" if self.open_keys else None
+            return self.keys[key] or own_project(key)
+        return own_project(key) if self.open_keys else None
+
+    def limits(self, project: str, model: str) -> tuple[int | None, int | None]:
+        """(rpm, rpd) of the (project, model) bucket."""
+        spec = self.models[model]
+        rpm, rpd = spec.rpm, spec.rpd
+        override = self.project_limits.get(project, {}).get(model)
+        if override is not None:
+            rpm = override.rpm if "rpm" in override.model_fields_set else rpm
+            rpd = override.rpd if "rpd" in override.model_fields_set else rpd
+        return rpm, rpd
 
     def public(self) -> dict:
         """The config as JSON with the keys replaced by their fingerprints (for /_control and logs)."""
@@ -113,15 +140,12 @@ class FakeGeminiConfig(BaseModel):
         return data
 
 
-def keys_from_spec(spec: str) -> dict[str, str | None]:
-    """Parse ``KEY[@PROJECT],...`` (the GEMINI_API_KEYS format) into ``{key: project}``."""
-    keys: dict[str, str | None] = {}
-    for item in spec.split(","):
-        item = item.strip()
-        if item:
-            key, _, project = item.partition("@")
-            keys[key.strip()] = project.strip() or None
-    return keys
+def keys_from_spec(spec: str) -> dict[str, str]:
+    """Parse ``KEY[@PROJECT],...`` (the GEMINI_API_KEYS format, as the key pool reads it) into ``{key: project}``.
+
+    Raises: ConfigError naming the item at fault (never the key).
+    """
+    return {key.reveal(): key.project for key in parse_keys(spec)}
 
 
 def load_fake_config(path: str | Path | None = None, **overrides: Any) -> FakeGeminiConfig:
@@ -158,12 +182,12 @@ def validation_message(exc: ValidationError) -> str:
 
 def merge_config(config: FakeGeminiConfig, changes: dict) -> FakeGeminiConfig:
     """Return ``config`` with ``changes`` applied (``faults`` and ``models`` merged key by key), validated."""
-    data = config.model_dump()
+    data = config.model_dump(exclude_unset=True)  # unset stays unset: a project override keeps "not given"
     for name, value in changes.items():
-        if name in ("faults",) and isinstance(value, dict):
-            data["faults"] = {**data["faults"], **value}
+        if name == "faults" and isinstance(value, dict):
+            data["faults"] = {**data.get("faults", {}), **value}
         elif name == "models" and isinstance(value, dict):
-            models = dict(data["models"])
+            models = dict(data.get("models", config.model_dump()["models"]))
             for model, spec in value.items():
                 models[model] = {**models.get(model, {}), **(spec or {})}
             data["models"] = models

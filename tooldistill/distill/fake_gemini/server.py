@@ -1,9 +1,9 @@
 """The fake Gemini server: a real HTTP server on 127.0.0.1 speaking the generateContent REST protocol.
 
 Every request gets a number; ``random.Random(f"{seed}:{n}")`` draws its fault and latency, so a run is
-reproducible for a given request order. Quotas are counted per (project, model) bucket: a 60 s window for RPM
-and the clock's day for RPD; only answered requests (status 200) use quota. Every request is logged (key
-fingerprint, never the key) with the outcome the client should classify it as.
+reproducible for a given request order. Quotas are checked before the fault draw (see :mod:`.state`). Every
+request is logged (key fingerprint, never the key) with the outcome the client should classify it as. Routes
+are a table (:data:`_ROUTES`), so later endpoints (batches) are a row and a method each.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import re
 import socket
 import threading
 import time
-from collections import Counter, defaultdict, deque
+from collections import Counter, defaultdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Callable
@@ -29,157 +29,13 @@ from ..clock import Clock, make_clock
 from ..outcomes import Outcome
 from . import bodies
 from .config import FakeGeminiConfig, key_fingerprint, merge_config, validation_message
-from .oracle import Answer, Oracle, add_noise
-from .protocol import BadRequest, GenerateRequest, parse_generate_request, pick
+from .oracle import Answer, Oracle
+from .protocol import BadRequest, GenerateRequest, parse_generate_request
+from .state import (
+    ANSWER_FAULTS, JSON_TYPE, SERVER_FAULTS, Reply, State, StructuredHook, default_structured_answer, load_oracle,
+)
 
 log = logging.getLogger(__name__)
-
-StructuredHook = Callable[[GenerateRequest, Callable[[str], Answer]], Any]
-"""Answers a structured-output request: ``hook(request, answer_for) -> JSON value``; ``answer_for(text)`` is the
-oracle's answer for a query text, noise applied for the request's model."""
-
-_SERVER_FAULTS = {"bare_429": (429, bodies.BARE_429, Outcome.BARE_429),
-                  "unavailable_503": (503, bodies.UNAVAILABLE_503, Outcome.TRANSIENT),
-                  "internal_500": (500, bodies.INTERNAL_500, Outcome.TRANSIENT),
-                  "bad_gateway_502": (502, bodies.BAD_GATEWAY_HTML, Outcome.TRANSIENT)}
-_ANSWER_FAULTS = ("garbage_200", "malformed", "max_tokens", "blocked", "text_answer", "unknown_tool", "bad_args")
-_JSON = "application/json; charset=UTF-8"
-
-
-class Reply:
-    """One HTTP answer plus what the log should say about it."""
-
-    def __init__(self, status: int, body: Any, *, outcome: Outcome | str, fault: str | None = None,
-                 content_type: str = _JSON):
-        self.status, self.body, self.outcome, self.fault, self.content_type = status, body, outcome, fault, content_type
-
-    def payload(self) -> bytes:
-        if isinstance(self.body, bytes):
-            return self.body
-        text = self.body if isinstance(self.body, str) else json.dumps(self.body, ensure_ascii=False)
-        return text.encode("utf-8")
-
-
-def default_structured_answer(request: GenerateRequest, answer_for: Callable[[str], Answer]) -> Any:
-    """The label of the last user turn as JSON: ``[{"tool", "args"}]`` for an array schema, else
-    ``{"calls": [...], "reason": ...}``."""
-    answer = answer_for(request.last_user_text)
-    calls = [{"tool": name, "args": args} for name, args in answer.calls]
-    schema = request.response_schema or {}
-    if str(schema.get("type", "")).lower() == "array":
-        return calls
-    return {"calls": calls, "reason": answer.reason}
-
-
-class _State:
-    """Everything the handler threads share, behind one lock."""
-
-    def __init__(self, config: FakeGeminiConfig, clock: Clock | None, oracle: Oracle | None,
-                 structured: StructuredHook | None):
-        self.lock = threading.RLock()
-        self.config = config
-        self.clock = clock or make_clock(config.day_seconds, config.epoch)
-        self.oracle = oracle if oracle is not None else _load_oracle(config)
-        self.structured = structured or default_structured_answer
-        self.counter = 0
-        self.log: list[dict] = []
-        self.minute: dict[tuple[str, str], deque] = defaultdict(deque)
-        self.day_counts: dict[tuple[str, str], tuple[str, int]] = {}
-        self.forced: set[tuple[str, str, str]] = set()
-        self._log_file = None
-        self._open_log()
-
-    def _open_log(self) -> None:
-        if self._log_file is not None:
-            self._log_file.close()
-            self._log_file = None
-        if self.config.log_path is not None:
-            Path(self.config.log_path).parent.mkdir(parents=True, exist_ok=True)
-            self._log_file = open(self.config.log_path, "a", encoding="utf-8")
-
-    def close(self) -> None:
-        with self.lock:
-            if self._log_file is not None:
-                self._log_file.close()
-                self._log_file = None
-
-    def next_number(self) -> int:
-        with self.lock:
-            self.counter += 1
-            return self.counter
-
-    def record(self, entry: dict) -> None:
-        with self.lock:
-            self.log.append(entry)
-            if self._log_file is not None:
-                self._log_file.write(json.dumps(entry, ensure_ascii=False) + "\n")
-                self._log_file.flush()
-
-    # ------------------------------------------------------------ quotas
-
-    def day_count(self, bucket: tuple[str, str], day: str) -> int:
-        seen_day, count = self.day_counts.get(bucket, (day, 0))
-        return count if seen_day == day else 0
-
-    def quota_reply(self, project: str, model: str, now: float) -> Reply | None:
-        """The 429 to answer if the bucket is out of quota now (caller holds the lock)."""
-        cfg, spec = self.config, self.config.models[model]
-        bucket, day = (project, model), self.clock.day(now)
-        if spec.rpd == 0:
-            body = bodies.not_on_tier_429(model=model, retry_delay_s=cfg.daily_retry_delay_s, tier=cfg.tier)
-            return Reply(429, body, outcome=Outcome.DAILY_QUOTA, fault="not_on_tier")
-        if (project, model, day) in self.forced or (spec.rpd is not None and self.day_count(bucket, day) >= spec.rpd):
-            limit = spec.rpd if spec.rpd is not None else self.day_count(bucket, day)
-            body = bodies.quota_429(model=model, window="Day", limit=limit, retry_delay_s=cfg.daily_retry_delay_s,
-                                    tier=cfg.tier)
-            return Reply(429, body, outcome=Outcome.DAILY_QUOTA, fault="daily_quota")
-        window = self.minute[bucket]
-        while window and window[0] <= now - cfg.minute_seconds:
-            window.popleft()
-        if spec.rpm is not None and len(window) >= spec.rpm:
-            delay = cfg.retry_delay_s if cfg.retry_delay_s is not None else window[0] + cfg.minute_seconds - now
-            body = bodies.quota_429(model=model, window="Minute", limit=spec.rpm, retry_delay_s=max(delay, 0.0),
-                                    tier=cfg.tier)
-            return Reply(429, body, outcome=Outcome.MINUTE_QUOTA, fault="minute_quota")
-        return None
-
-    def admit(self, project: str, model: str, now: float) -> None:
-        """Count an answered request against the bucket's RPM window and day (caller holds the lock)."""
-        bucket, day = (project, model), self.clock.day(now)
-        self.minute[bucket].append(now)
-        self.day_counts[bucket] = (day, self.day_count(bucket, day) + 1)
-
-    def exhaust(self, project: str, model: str) -> None:
-        with self.lock:
-            self.forced.add((project, model, self.clock.day()))
-
-    def reset_quotas(self) -> None:
-        with self.lock:
-            self.minute.clear()
-            self.day_counts.clear()
-            self.forced.clear()
-
-    # ------------------------------------------------------------ answers
-
-    def answer_for(self, model: str, request: GenerateRequest) -> Callable[[str], Answer]:
-        cfg = self.config
-        rate = cfg.models[model].noise_rate
-
-        def answer(text: str) -> Answer:
-            gold = self.oracle.lookup(text)
-            return add_noise(gold, query=text, declarations=request.declarations, seed=cfg.seed, model=model,
-                             rate=rate)
-
-        return answer
-
-
-def _load_oracle(config: FakeGeminiConfig) -> Oracle:
-    if config.oracle is not None:
-        return Oracle.from_jsonl(config.oracle)
-    if config.oracle_db is not None:
-        return Oracle.from_db(config.oracle_db)
-    return Oracle()
-
 
 # ---------------------------------------------------------------- routing
 
@@ -207,10 +63,10 @@ class _Handler(BaseHTTPRequestHandler):
         super().setup()
         # one reply is one write; without NODELAY, Nagle plus the client's delayed ACK add ~40 ms per request
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.server.connections.add(self.connection)
+        self.server.track(self.connection, True)
 
     def finish(self) -> None:
-        self.server.connections.discard(self.connection)
+        self.server.track(self.connection, False)
         super().finish()
 
     def do_GET(self) -> None:
@@ -247,7 +103,7 @@ class _Handler(BaseHTTPRequestHandler):
     # ------------------------------------------------------------ API routes
 
     @property
-    def state(self) -> _State:
+    def state(self) -> State:
         return self.server.state
 
     def _key(self) -> str | None:
@@ -310,9 +166,9 @@ class _Handler(BaseHTTPRequestHandler):
             now = st.clock.now()
             entry["quota_day"] = st.clock.day(now)
             reply = st.quota_reply(project, model, now)
-            if reply is None and fault in _SERVER_FAULTS:
-                status, body, outcome = _SERVER_FAULTS[fault]
-                ctype = "text/html; charset=UTF-8" if isinstance(body, str) else _JSON
+            if reply is None and fault in SERVER_FAULTS:
+                status, body, outcome = SERVER_FAULTS[fault]
+                ctype = "text/html; charset=UTF-8" if isinstance(body, str) else JSON_TYPE
                 reply = Reply(status, body, outcome=outcome, fault=fault, content_type=ctype)
             if reply is None:
                 st.admit(project, model, now)
@@ -407,7 +263,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 def _draw_fault(rng: random.Random, rates: dict) -> str | None:
     r, acc = rng.random(), 0.0
-    for name in (*_SERVER_FAULTS, *_ANSWER_FAULTS):
+    for name in (*SERVER_FAULTS, *ANSWER_FAULTS):
         acc += rates.get(name, 0.0)
         if r < acc:
             return name
@@ -427,11 +283,27 @@ def _fit_to_declared(calls: list[tuple[str, dict]], names: list[str]) -> list[tu
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 128  # the default 5 drops SYNs when a runner opens many connections at once
 
-    def __init__(self, address: tuple[str, int], state: _State, owner: "FakeGemini"):
+    def __init__(self, address: tuple[str, int], state: State, owner: "FakeGemini"):
         self.state, self.owner = state, owner
-        self.connections: set[socket.socket] = set()
+        self._connections: set[socket.socket] = set()
+        self._conn_lock = threading.Lock()
         super().__init__(address, _Handler)
+
+    def track(self, conn: socket.socket, open_: bool) -> None:
+        with self._conn_lock:
+            (self._connections.add if open_ else self._connections.discard)(conn)
+
+    def drop_connections(self) -> None:
+        """Close kept-alive client connections, so their handler threads end with the server."""
+        with self._conn_lock:
+            conns = list(self._connections)
+        for conn in conns:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
 
 class FakeGemini:
@@ -447,7 +319,7 @@ class FakeGemini:
 
     def __init__(self, config: FakeGeminiConfig | None = None, *, port: int = 0, clock: Clock | None = None,
                  oracle: Oracle | None = None, structured_answer: StructuredHook | None = None):
-        self._state = _State(config or FakeGeminiConfig(), clock, oracle, structured_answer)
+        self._state = State(config or FakeGeminiConfig(), clock, oracle, structured_answer)
         self._port = port
         self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -466,11 +338,7 @@ class FakeGemini:
         """Stop serving, drop open connections, close the log file."""
         if self._httpd is not None:
             self._httpd.shutdown()
-            for conn in list(self._httpd.connections):
-                try:
-                    conn.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
+            self._httpd.drop_connections()
             self._httpd.server_close()
             self._httpd = None
         self._state.close()
@@ -549,7 +417,7 @@ class FakeGemini:
         with self._state.lock:
             old, self._state.config = self._state.config, new
             if (new.oracle, new.oracle_db) != (old.oracle, old.oracle_db):
-                self._state.oracle = _load_oracle(new)
+                self._state.oracle = load_oracle(new)
             if new.log_path != old.log_path:
                 self._state._open_log()
             if (new.day_seconds, new.epoch) != (old.day_seconds, old.epoch):
@@ -583,10 +451,16 @@ class FakeGemini:
 
 def serve(config: FakeGeminiConfig, port: int = 0, port_file: str | Path | None = None, *,
           on_ready: Callable[[str], None] | None = None) -> None:
-    """Serve until interrupted (KeyboardInterrupt returns); for the CLI and other processes' tests.
+    """Serve until interrupted (Ctrl-C or SIGTERM returns); for the CLI and other processes' tests.
 
     Side effects: writes the port to ``port_file`` (atomically, once listening) and calls ``on_ready(base_url)``.
     """
+    import signal
+
+    def stop(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop) if threading.current_thread() is threading.main_thread() else None
     server = FakeGemini(config, port=port).start()
     try:
         if port_file is not None:
@@ -601,3 +475,5 @@ def serve(config: FakeGeminiConfig, port: int = 0, port_file: str | Path | None 
         pass
     finally:
         server.stop()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)

@@ -1,0 +1,170 @@
+"""What the fake server's handler threads share: config, clock, oracle, quota counters and the request log.
+
+Quotas are counted per (project, model) bucket: a sliding window of ``minute_seconds`` for RPM and the clock's
+day for RPD; only answered requests (status 200) use quota.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections import defaultdict, deque
+from pathlib import Path
+from typing import Any, Callable
+
+from ..clock import Clock, make_clock
+from ..outcomes import Outcome
+from . import bodies
+from .config import FakeGeminiConfig
+from .oracle import Answer, Oracle, add_noise
+from .protocol import GenerateRequest
+
+log = logging.getLogger(__name__)
+
+StructuredHook = Callable[[GenerateRequest, Callable[[str], Answer]], Any]
+"""Answers a structured-output request: ``hook(request, answer_for) -> JSON value``; ``answer_for(text)`` is the
+oracle's answer for a query text, noise applied for the request's model."""
+
+SERVER_FAULTS = {"bare_429": (429, bodies.BARE_429, Outcome.BARE_429),
+                  "unavailable_503": (503, bodies.UNAVAILABLE_503, Outcome.TRANSIENT),
+                  "internal_500": (500, bodies.INTERNAL_500, Outcome.TRANSIENT),
+                  "bad_gateway_502": (502, bodies.BAD_GATEWAY_HTML, Outcome.TRANSIENT)}
+ANSWER_FAULTS = ("garbage_200", "malformed", "max_tokens", "blocked", "text_answer", "unknown_tool", "bad_args")
+JSON_TYPE = "application/json; charset=UTF-8"
+
+
+class Reply:
+    """One HTTP answer plus what the log should say about it."""
+
+    def __init__(self, status: int, body: Any, *, outcome: Outcome | str, fault: str | None = None,
+                 content_type: str = JSON_TYPE):
+        self.status, self.body, self.outcome, self.fault, self.content_type = status, body, outcome, fault, content_type
+
+    def payload(self) -> bytes:
+        if isinstance(self.body, bytes):
+            return self.body
+        text = self.body if isinstance(self.body, str) else json.dumps(self.body, ensure_ascii=False)
+        return text.encode("utf-8")
+
+
+def default_structured_answer(request: GenerateRequest, answer_for: Callable[[str], Answer]) -> Any:
+    """The label of the last user turn as JSON: ``[{"tool", "args"}]`` for an array schema, else
+    ``{"calls": [...], "reason": ...}``."""
+    answer = answer_for(request.last_user_text)
+    calls = [{"tool": name, "args": args} for name, args in answer.calls]
+    schema = request.response_schema or {}
+    if str(schema.get("type", "")).lower() == "array":
+        return calls
+    return {"calls": calls, "reason": answer.reason}
+
+
+class State:
+    """Everything the handler threads share, behind one lock."""
+
+    def __init__(self, config: FakeGeminiConfig, clock: Clock | None, oracle: Oracle | None,
+                 structured: StructuredHook | None):
+        self.lock = threading.RLock()
+        self.config = config
+        self.clock = clock or make_clock(config.day_seconds, config.epoch)
+        self.oracle = oracle if oracle is not None else load_oracle(config)
+        self.structured = structured or default_structured_answer
+        self.counter = 0
+        self.log: list[dict] = []
+        self.minute: dict[tuple[str, str], deque] = defaultdict(deque)
+        self.day_counts: dict[tuple[str, str], tuple[str, int]] = {}
+        self.forced: set[tuple[str, str, str]] = set()
+        self._log_file = None
+        self._open_log()
+
+    def _open_log(self) -> None:
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
+        if self.config.log_path is not None:
+            Path(self.config.log_path).parent.mkdir(parents=True, exist_ok=True)
+            self._log_file = open(self.config.log_path, "a", encoding="utf-8")
+
+    def close(self) -> None:
+        with self.lock:
+            if self._log_file is not None:
+                self._log_file.close()
+                self._log_file = None
+
+    def next_number(self) -> int:
+        with self.lock:
+            self.counter += 1
+            return self.counter
+
+    def record(self, entry: dict) -> None:
+        with self.lock:
+            self.log.append(entry)
+            if self._log_file is not None:
+                self._log_file.write(json.dumps(entry, ensure_ascii=False) + "\n")
+                self._log_file.flush()
+
+    # ------------------------------------------------------------ quotas
+
+    def day_count(self, bucket: tuple[str, str], day: str) -> int:
+        seen_day, count = self.day_counts.get(bucket, (day, 0))
+        return count if seen_day == day else 0
+
+    def quota_reply(self, project: str, model: str, now: float) -> Reply | None:
+        """The 429 to answer if the bucket is out of quota now (caller holds the lock)."""
+        cfg = self.config
+        rpm, rpd = cfg.limits(project, model)
+        bucket, day = (project, model), self.clock.day(now)
+        if rpd == 0:
+            body = bodies.not_on_tier_429(model=model, retry_delay_s=cfg.daily_retry_delay_s, tier=cfg.tier)
+            return Reply(429, body, outcome=Outcome.DAILY_QUOTA, fault="not_on_tier")
+        if (project, model, day) in self.forced or (rpd is not None and self.day_count(bucket, day) >= rpd):
+            limit = rpd if rpd is not None else self.day_count(bucket, day)
+            body = bodies.quota_429(model=model, window="Day", limit=limit, retry_delay_s=cfg.daily_retry_delay_s,
+                                    tier=cfg.tier)
+            return Reply(429, body, outcome=Outcome.DAILY_QUOTA, fault="daily_quota")
+        window = self.minute[bucket]
+        while window and window[0] <= now - cfg.minute_seconds:
+            window.popleft()
+        if rpm is not None and len(window) >= rpm:
+            delay = cfg.retry_delay_s if cfg.retry_delay_s is not None else window[0] + cfg.minute_seconds - now
+            body = bodies.quota_429(model=model, window="Minute", limit=rpm, retry_delay_s=max(delay, 0.0),
+                                    tier=cfg.tier)
+            return Reply(429, body, outcome=Outcome.MINUTE_QUOTA, fault="minute_quota")
+        return None
+
+    def admit(self, project: str, model: str, now: float) -> None:
+        """Count an answered request against the bucket's RPM window and day (caller holds the lock)."""
+        bucket, day = (project, model), self.clock.day(now)
+        self.minute[bucket].append(now)
+        self.day_counts[bucket] = (day, self.day_count(bucket, day) + 1)
+
+    def exhaust(self, project: str, model: str) -> None:
+        with self.lock:
+            self.forced.add((project, model, self.clock.day()))
+
+    def reset_quotas(self) -> None:
+        with self.lock:
+            self.minute.clear()
+            self.day_counts.clear()
+            self.forced.clear()
+
+    # ------------------------------------------------------------ answers
+
+    def answer_for(self, model: str, request: GenerateRequest) -> Callable[[str], Answer]:
+        cfg = self.config
+        rate = cfg.models[model].noise_rate
+
+        def answer(text: str) -> Answer:
+            gold = self.oracle.lookup(text)
+            return add_noise(gold, query=text, declarations=request.declarations, seed=cfg.seed, model=model,
+                             rate=rate)
+
+        return answer
+
+
+def load_oracle(config: FakeGeminiConfig) -> Oracle:
+    if config.oracle is not None:
+        return Oracle.from_jsonl(config.oracle)
+    if config.oracle_db is not None:
+        return Oracle.from_db(config.oracle_db)
+    return Oracle()
