@@ -451,6 +451,9 @@ def test_oracle_from_a_workspace_database_gold_labels(db, tmp_path, catalog):
         thanks = ask_async(server, catalog, "Thanks a lot!")
         assert thanks.label.is_no_tool and thanks.label.reason != "unknown"
         assert ask_async(server, catalog, "no gold here").label.reason == "unknown"
+        insert_queries(db, [NewQuery(text="and thanks again", source="t", gold=Label(calls=[]))])
+        httpx2.post(server.base_url + "/_control", json={"reload_oracle": True})
+        assert len(server.oracle) == 3
 
 
 def test_oracle_jsonl_and_its_errors(tmp_path, catalog):
@@ -491,6 +494,14 @@ def test_cli_rejects_a_bad_config_in_one_line(cli, tmp_path):
                                      "to 1")
     both = cli("distill", "fake-server", "--oracle", "a.jsonl", "--oracle-db", "b.db")
     assert both.exit_code == 1 and "give either oracle or oracle_db, not both" in both.stderr
+
+
+def test_cli_rejects_a_bad_oracle_line_as_bad_input(cli, tmp_path):
+    (tmp_path / "o.jsonl").write_text('{"query": "hi", "calls": []}\n{"query": "x", "calls": 5}\n')
+    result = cli("distill", "fake-server", "--oracle", tmp_path / "o.jsonl")
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (f"Error: {tmp_path / 'o.jsonl'}:2: not an oracle line (expected a list of calls, "
+                                     'got int); expected {"query": ..., "calls": [...]}')
 
 
 def test_cli_serves_in_another_process_until_interrupted(tmp_path, catalog):

@@ -375,7 +375,11 @@ class FakeGemini:
 
     @property
     def log(self) -> list[dict]:
-        """A copy of the request log (one dict per request; the key is a fingerprint)."""
+        """A copy of the request log, in order of completion: one dict per request with ``n`` (arrival number),
+        ``t`` (arrival time on the server's clock), ``method``, ``path``, ``key`` (fingerprint, never the key),
+        ``project``, ``model``, ``status``, ``outcome`` (the Outcome value the client should see), ``fault``,
+        ``query`` (normalised), ``noised``, ``known`` (the oracle knew the query), ``quota_day``, ``latency_ms``
+        (and ``body`` with ``log_bodies``)."""
         with self._state.lock:
             return [dict(e) for e in self._state.log]
 
@@ -432,17 +436,27 @@ class FakeGemini:
         """Forget all quota usage (RPM windows, day counts, forced exhaustion)."""
         self._state.reset_quotas()
 
+    def reload_oracle(self) -> int:
+        """Read ``config.oracle`` / ``config.oracle_db`` again (queries added since start); returns its size."""
+        oracle = load_oracle(self._state.config)
+        with self._state.lock:
+            self._state.oracle = oracle
+        return len(oracle)
+
     def set_structured_answer(self, hook: StructuredHook | None) -> None:
         self._state.structured = hook or default_structured_answer
 
     def control(self, changes: dict) -> None:
-        """Apply a ``/_control`` body: ``exhaust`` ({project, model} or a list), ``reset_quotas``, and config
-        fields (as :meth:`set`)."""
+        """Apply a ``/_control`` body: ``exhaust`` ({project, model} or a list), ``reset_quotas``,
+        ``reload_oracle`` and config fields (as :meth:`set`)."""
         changes = dict(changes)
         exhaust = changes.pop("exhaust", None)
         reset = changes.pop("reset_quotas", False)
+        reload = changes.pop("reload_oracle", False)
         if changes:
             self.set(**changes)
+        if reload:
+            self.reload_oracle()
         if reset:
             self.reset_quotas()
         for item in [exhaust] if isinstance(exhaust, dict) else (exhaust or []):
