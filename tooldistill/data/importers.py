@@ -260,7 +260,7 @@ def _short_reason(reason: str) -> str:
     """Shorten the list of known tools a catalogue error carries (a class catalogue may have hundreds)."""
     def cut(m: re.Match) -> str:
         names = m.group(1).split(", ")
-        return m.group(0) if len(names) <= 8 else f"(known: {', '.join(names[:8])}, ... {len(names) - 8} more)"
+        return m.group(0) if len(names) <= 12 else f"(known: {', '.join(names[:8])}, ... {len(names) - 8} more)"
 
     return re.sub(r"\(known: ([^)]*)\)", cut, reason)
 
@@ -299,7 +299,10 @@ def _label(raw: Any, *, mode: str | None, catalog: Catalog, none_label: str | No
         return catalog.validate_label(raw)
     except LabelError as exc:
         column = label_col + (exc.field[len("label"):] if exc.field and exc.field.startswith("label") else "")
-        raise _BadRow(_short_reason(exc.reason), column) from None
+        reason = exc.reason
+        if reason.startswith("unknown tool") and "(known:" not in reason:
+            reason += f" (known: {', '.join(catalog.names)})"
+        raise _BadRow(_short_reason(reason), column) from None
 
 
 def _import_part(db: Database, part: Part, report: ImportReport, *, catalog: Catalog, text_col: str,
