@@ -141,11 +141,14 @@ def export_cmd(
 def _render_misfits(report, ctx: typer.Context) -> None:
     checked = sum(report.checked.values())
     if report.misfits:
-        table = Table("kind", "row", "query", "text", "label", "why", title="labels that no longer fit")
+        table = Table(title="labels that no longer fit", expand=True)
+        table.add_column("kind", width=12, no_wrap=True)
+        table.add_column("query", width=7, no_wrap=True)
+        for name, ratio in (("text", 3), ("label", 1), ("why", 4)):
+            table.add_column(name, ratio=ratio, no_wrap=True, overflow="ellipsis")
         for m in report.misfits[:SHOWN_MISFITS]:
             label = ", ".join(c.get("tool", "?") for c in m.label) or "[]"
-            table.add_row(m.kind, str(m.row_id), str(m.query_id), escape(m.text[:60]), escape(label),
-                          escape("; ".join(m.errors)[:120]))
+            table.add_row(m.kind, str(m.query_id), escape(m.text), escape(label), escape("; ".join(m.errors)))
         out.print(table)
         if report.count > SHOWN_MISFITS:
             info(f"... {report.count - SHOWN_MISFITS:,} more; --json lists them all", ctx)

@@ -111,10 +111,13 @@ def _noise(pieces: list[list], rng: random.Random, *, opener: str = "") -> list[
             pieces[i][0] = text[:m.start()] + _typo(m.group(), rng) + text[m.end():]
             applied.append("typo")
     if rng.random() < 0.25:
+        dropped = False
         for piece in pieces:
             if piece[1] is None and "'" in piece[0]:
-                piece[0] = _CONTRACTION_RE.sub(r"\1\2", piece[0])
-                applied.append("no_apostrophe") if "no_apostrophe" not in applied else None
+                piece[0], n = _CONTRACTION_RE.subn(r"\1\2", piece[0])
+                dropped = dropped or n > 0
+        if dropped:
+            applied.append("no_apostrophe")
     if opener:
         pieces.insert(0, [opener, None])
     if rng.random() < 0.28:

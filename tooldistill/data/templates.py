@@ -281,7 +281,7 @@ EDGE = (
     )),
     Family("edge_unit_tight", "edge", lambda s: [_unit(s)], (
         "{value}{from} in {to}", "{value}{from} to {to}?", "{value} {from}->{to}", "{from} to {to}: {value}",
-        "recipe says {value} {from} but I only have a {to} measure, help",
+        "got {value} {from} here but the form wants {to}, help",
     )),
 )
 
@@ -341,7 +341,7 @@ MULTI = (
 
 JOINERS = (" and ", " and also ", ", then ", ". also ", " & ", "; ", " and then ", ". after that, ", ", plus ",
            " + ", ", and ", ". Then ")
-MULTI_OPENERS = ("", "", "", "can you ", "please ", "I need you to ", "could you ", "two things: ", "help me ")
+MULTI_OPENERS = ("", "", "", "can you ", "please ", "I need you to ", "could you ", "two things: ", "pls ")
 PREFIXES = ("hey ", "hey, ", "hi, ", "hi! ", "hello, ", "ok so ", "okay, ", "quick question: ", "um, ", "uh ",
             "yo ", "so ", "please ", "pls ", "hey there, ", "sorry to bother you, ", "question: ", "hiya, ",
             "good morning! ", "excuse me, ", "hmm ", "quick one: ")
