@@ -122,23 +122,27 @@ DEFAULT_RULES: tuple[Rule, ...] = (
     Rule("unit_converter", _rx(rf"\d\s*(?:{_UNITS})\b\s*(?:to|in|into|as)\s+(?:{_UNITS})\b|\bconvert\b.*\b(?:{_UNITS})\b"),
          _convert_args),
     Rule("datetime", _rx(r"\bwhat time\b|\btime (?:is it )?in\b|\btime ?zone\b|\bwhat day\b|\bdays? (?:until|till|left)\b|"
-                         r"\bhow many days\b|\b(?:today'?s|the|current) date\b|\bcurrent time\b|\bwhat'?s the time\b"),
+                         r"\bhow many days\b|\b(?:today'?s|the|current) date\b|\bcurrent time\b|\bwhat'?s the time\b|"
+                         r"\bweekday\b|\bday of the week\b"),
          _datetime_args),
-    Rule("weather", _rx(r"\bweather\b|\bforecast\b|\btemperature\b|\brain(?:ing|y)?\b|\bsnow(?:ing)?\b|\bsunny\b|"
-                        r"\bhumid(?:ity)?\b|\bumbrella\b|\bwindy\b"), _weather_args),
+    Rule("weather", _rx(r"\bw[h]?eather\b|\bforecast\b|\btemperature\b|\brain(?:ing|y)?\b|\bsnow(?:ing)?\b|\bsunny\b|"
+                        r"\bhumid(?:ity)?\b|\bumbrella\b|\bwindy\b|\bhow (?:hot|cold|warm) is it\b"), _weather_args),
     Rule("calculator", _rx(r"\d\s*[-+*/x×^%]\s*\d|\bpercent\b|%\s*of\b|\bsquare root\b|\bsqrt\b|\bcalculate\b|"
-                           r"\bcompute\b|\bsquared\b|\bcubed\b|\d+\s+(?:times|plus|minus|divided by)\s+\d"), _calc_args),
+                           r"\bcompute\b|\bsquared\b|\bcubed\b|\d+\s+(?:times|plus|minus|divided by)\s+\d|\baverage of\b|"
+                           r"\bfactorial\b|\broot of\b|√"), _calc_args),
     Rule("dictionary", _rx(r"\bdefine\b|\bdefinition\b|\bmeaning of\b|\bwhat does .{1,30} mean\b|\bsynonyms?\b|"
-                           r"\bantonyms?\b|\bpronounce\b"), _dictionary_args),
-    Rule("wikipedia", _rx(r"\bwho (?:was|is|were)\b|\bwikipedia\b|\btell me about\b|\bhistory of\b|\bbiography\b"),
+                           r"\bantonyms?\b|\bpronounce\b|\bpart of speech\b|\ba real word\b|\bhow do you spell\b"), _dictionary_args),
+    Rule("wikipedia", _rx(r"\bwho (?:was|is|were)\b|\bwiki(?:pedia)?\b|\btell me about\b|\bhistory of\b|\bbiography\b|"
+                          r"\bwhat did .+ (?:discover|invent)\b|\bwhen was .+ born\b|\boverview of\b|\blife story\b"),
          _query_after(r"(?:who (?:was|is|were)|wikipedia(?: article)? (?:on|about|for)|tell me about|history of|"
                       r"biography of)\s+(.+)$")),
     Rule("web_search", _rx(r"\bsearch\b|\blook up\b|\bgoogle\b|\blatest\b|\bnews\b|\bprice of\b|\bhow much (?:does|do|is)\b|"
-                           r"\breviews?\b|\bbest\b|\bnear me\b|\bfind\b"),
+                           r"\breviews?\b|\bbest\b|\bnear me\b|\bfind\b|\bresults? for\b|\bscores?\b"),
          _query_after(r"(?:search(?: the web)? for|look up|google|find)\s+(.+)$")),
 )
 
-_CLAUSES = re.compile(r"\s*(?:;|,\s*and\s+(?:then\s+|also\s+)?|\s+and\s+(?:then\s+|also\s+)?|\.\s+|\?\s+)\s*", re.I)
+_CLAUSES = re.compile(r"\s*(?:;|,\s*and\s+(?:then\s+|also\s+)?|\s+and\s+(?:then\s+|also\s+)?|\.\s+|\?\s+|"
+                      r",?\s+then\s+|\s+after that,?\s+|\s+&\s+)\s*", re.I)
 
 
 def _name_tokens(name: str) -> list[str]:
