@@ -103,18 +103,18 @@ def run_cmd(
     ctx: typer.Context,
     models: Annotated[str | None, typer.Option("--models", help="Comma-separated teacher models "
                                                "(default: gemini-2.5-flash,gemini-2.5-flash-lite).")] = None,
-    rpm: Annotated[int | None, typer.Option("--rpm", help="Requests per minute per project and model "
+    rpm: Annotated[int | None, typer.Option("--rpm", min=0, help="Requests per minute per project and model "
                                             "(0: no limit; default: the free tier's).")] = None,
-    rpd: Annotated[int | None, typer.Option("--rpd", help="Requests per day per project and model "
+    rpd: Annotated[int | None, typer.Option("--rpd", min=0, help="Requests per day per project and model "
                                             "(0: no limit; default: the free tier's).")] = None,
-    concurrency: Annotated[int | None, typer.Option("--concurrency", "-c", help="Requests in flight at once.")] = None,
-    limit: Annotated[int | None, typer.Option("--limit", help="Take at most this many jobs in this run.")] = None,
+    concurrency: Annotated[int | None, typer.Option("--concurrency", "-c", min=1, help="Requests in flight at once.")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="Take at most this many jobs in this run.")] = None,
     base_url: Annotated[str | None, typer.Option("--base-url", help="A proxy, gateway or stand-in server "
                                                  "(env: GEMINI_BASE_URL).")] = None,
     wait: Annotated[bool, typer.Option("--wait", help="When every quota is used up, sleep until the daily reset "
                                        "and carry on.")] = False,
     timeout: Annotated[float | None, typer.Option("--timeout", help="Per-request timeout in seconds.")] = None,
-    max_attempts: Annotated[int | None, typer.Option("--max-attempts", help="Attempts before a job is dead.")] = None,
+    max_attempts: Annotated[int | None, typer.Option("--max-attempts", min=1, help="Attempts before a job is dead.")] = None,
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="First put failed and dead jobs back in "
                                                "the queue.")] = False,
     day_seconds: Annotated[float | None, typer.Option("--day-seconds", hidden=True,
@@ -152,6 +152,10 @@ def _print_summary(summary, json_: bool) -> None:
         print_json(summary.to_dict())
     else:
         out.print(_summary_table(summary))
+    for p in summary.problems:
+        err.print(f"{p['jobs']:,} job(s) {p['state']}: {p['error']}", highlight=False)
+    if summary.problems:
+        err.print("retry them with: tooldistill distill run --retry-failed")
 
 
 @app.command("status")

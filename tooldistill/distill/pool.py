@@ -134,8 +134,9 @@ class Pool:
     def _forget_invalid_if_keys_changed(self, keys: list[ApiKey]) -> None:
         ident = key_set_id(keys)
         if get_setting(self.db, KEY_SET_SETTING) != ident:
-            with immediate(self.db):
+            with immediate(self.db):  # new keys: forget verdicts on keys and limits the old ones were told
                 self.db.execute("UPDATE slots SET state = 'ready', reason = NULL WHERE state = 'invalid'")
+                self.db.execute("UPDATE buckets SET rpm_reported = NULL, rpd_reported = NULL")
                 set_setting(self.db, KEY_SET_SETTING, ident)
 
     def _limits(self, model: str, reported_rpm: int | None, reported_rpd: int | None):
@@ -143,10 +144,11 @@ class Pool:
         default_rpm, default_rpd = self.settings.default_limits(model)
 
         def pick(explicit, reported, default):
+            # Never exceed what the user asked, nor what the server said it allows (0 = no client-side limit).
+            if reported and (explicit is None or explicit == 0 or reported < explicit):
+                return reported, "server"
             if explicit is not None:
                 return explicit, "config"
-            if reported:
-                return reported, "server"
             return default, "default"
 
         return pick(explicit_rpm, reported_rpm, default_rpm), pick(explicit_rpd, reported_rpd, default_rpd)
@@ -323,17 +325,15 @@ class Pool:
                 slot.backoff = 0
                 self._save_slot(slot)
         elif out == Outcome.DAILY_QUOTA:
-            if result.quota_value is not None:
+            if result.quota_value:
                 b.rpd_reported = result.quota_value
-                if b.rpd_source != "config":
-                    b.rpd, b.rpd_source = result.quota_value, "server"
+                b.rpd, b.rpd_source = self._limits(b.model, b.rpm_reported, b.rpd_reported)[1]
             if b.state != EXHAUSTED or b.until <= now:
                 self._exhaust(b, now, f"daily quota answered 429 (limit {result.quota_value or '?'})")
         elif out == Outcome.MINUTE_QUOTA:
             if result.quota_value:
                 b.rpm_reported = result.quota_value
-                if b.rpm_source != "config":
-                    b.rpm, b.rpm_source = result.quota_value, "server"
+                b.rpm, b.rpm_source = self._limits(b.model, b.rpm_reported, b.rpd_reported)[0]
             wait = max(result.retry_after_s or 0.0, self.settings.minute_floor_s)
             self._cool_bucket(b, now, jittered(wait, rng=self.rng), "per-minute quota (429)")
         elif out == Outcome.BARE_429:
@@ -361,7 +361,7 @@ class Pool:
             return None
         msg = (f"API key {key.fingerprint} ({key.env_var}, project {key.project}) was rejected: {reason[:200]}; "
                "it is skipped for this run. Replace it in GEMINI_API_KEYS.")
-        log.error(msg)
+        log.info(msg)  # the runner's progress event says it loudly; once is enough
         return msg
 
     # ------------------------------------------------------------ reporting

@@ -112,6 +112,8 @@ class RunSummary:
     """``done``, ``limit``, ``exhausted`` or ``interrupted``."""
     resets_at: float | None = None
     buckets: list[dict] = field(default_factory=list)
+    problems: list[dict] = field(default_factory=list)
+    """Failed and dead jobs in the queue, grouped by state and last error (most frequent first)."""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -227,6 +229,9 @@ class Runner:
         self.summary.paid = sum(n for k, n in self.requests.items() if k in (Outcome.OK, Outcome.REJECTED))
         self.summary.pending = sum(c["pending"] + c["leased"] for p, c in queue.queue_counts(self.db).items()
                                    if p in PURPOSES)
+        self.summary.problems = [{"state": st, "error": e, "jobs": n} for st, e, n in self.db.execute(
+            "SELECT state, last_error, count(*) FROM jobs WHERE state IN ('failed', 'dead') GROUP BY 1, 2"
+            " ORDER BY 3 DESC LIMIT 5")]
         self.summary.elapsed_s = round(time.monotonic() - started, 3)
         if self.pool is not None:
             self.summary.buckets = self.pool.snapshot()

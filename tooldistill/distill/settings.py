@@ -2,10 +2,10 @@
 
 Precedence: these defaults < the TOML table < ``GEMINI_BASE_URL`` (environment or ``.env``) < CLI flags.
 
-Limits per (project, model) bucket: an explicit ``rpm``/``rpd`` (flag or TOML, for every model, or per model
-under ``[distill.limits."MODEL"]``) wins; otherwise the limit a 429 reported (``quotaValue``, remembered in the
-database); otherwise the free-tier defaults below (notes/gemini-api.md section 3, early 2026). ``0`` means no
-client-side limit (the server's 429s still stop the bucket).
+Limits per (project, model) bucket: the lower of an explicit ``rpm``/``rpd`` (flag or TOML, for every model, or
+per model under ``[distill.limits."MODEL"]``) and the limit a 429 reported (``quotaValue``, remembered in the
+database until the key set changes); with neither, the free-tier defaults below (notes/gemini-api.md section 3,
+early 2026). An explicit ``0`` means no client-side limit (the server's 429s still stop the bucket).
 """
 
 from __future__ import annotations
