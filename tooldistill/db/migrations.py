@@ -171,3 +171,31 @@ def m040_train_run_inputs(db: Database) -> None:
     # {"data_file": path}, plus the catalogue hash and how many val rows were carved from train.
     if "inputs" not in db["runs"].columns_dict:
         db["runs"].add_column("inputs", str)
+
+
+@MIGRATIONS()
+def m030_audit_runs_and_flags(db: Database) -> None:
+    # `curate audit`: one audit_runs row per run (signals, counts, how the flag count was chosen) and one
+    # audit_flags row per suspected teacher mislabel; review/relabel/adjudicate move a flag's status along
+    # open -> reviewed | relabel -> adjudicated | needs_review.
+    if "audit_runs" not in db.table_names():
+        db["audit_runs"].create(
+            {
+                "id": int, "created_at": str, "finished_at": str, "catalog_hash": str, "params": str,
+                "signals": str, "n_audited": int, "n_flags": int, "report": str,
+            },
+            pk="id",
+        )
+    if "audit_flags" not in db.table_names():
+        db["audit_flags"].create(
+            {
+                "id": int, "run_id": int, "query_id": int, "rank": int, "score": float, "label_id": int,
+                "calls": str, "label_hash": str, "suggested_calls": str, "suggested_hash": str,
+                "suggested_class": str, "signals": str, "evidence": str, "status": str, "updated_at": str,
+            },
+            pk="id", foreign_keys=[("run_id", "audit_runs", "id"), ("query_id", "queries", "id")],
+            defaults={"status": "open"},
+        )
+    db["audit_flags"].create_index(["run_id", "rank"], if_not_exists=True)
+    db["audit_flags"].create_index(["query_id"], if_not_exists=True)
+    db["audit_flags"].create_index(["status"], if_not_exists=True)
