@@ -229,3 +229,28 @@ def test_pinned_models_get_slots_that_serve_only_their_jobs(db):
     assert not pro.serves_unpinned
     assert pool.pick(clock.t, unpinned_work=False, pinned_work={"pro"})[0] is pro
     assert pool.pick(clock.t, unpinned_work=True, pinned_work=set())[0].model == "m"
+
+
+def test_answers_the_server_does_not_count_are_refunded_from_the_daily_count(db):
+    clock = ManualClock()
+    pool = make_pool(db, f"{SECRET_A}@p1", clock=clock, rpd=1)
+    slot = pool.slots[0]
+    assert pool.reserve(slot, clock.t) and slot.bucket.state == "exhausted"  # the day's one request is out
+    pool.record(slot, result(Outcome.TRANSIENT, status_code=503), clock.t)
+    assert slot.bucket.state == "ready" and slot.bucket.requests_today == 0
+    assert db.execute("SELECT requests_today, state FROM buckets").fetchone() == (0, "ready")
+    assert pool.reserve(slot, clock.t)
+    pool.record(slot, result(Outcome.OK), clock.t)
+    assert slot.bucket.state == "exhausted" and slot.bucket.requests_today == 1
+
+
+def test_a_daily_429_just_after_the_reset_is_skew_and_retried_soon(db):
+    clock = ManualClock(day_seconds=1000, t=11_000.5)  # half a second into a new fake day
+    pool = make_pool(db, f"{SECRET_A}@p1", clock=clock)
+    pool.record(pool.slots[0], result(Outcome.DAILY_QUOTA, status_code=429), clock.t)
+    bucket = pool.slots[0].bucket
+    assert bucket.state == "exhausted" and bucket.until == pytest.approx(clock.t + 10)  # 1% of a day, not a day
+    clock.t += 10
+    pool.refresh()
+    pool.record(pool.slots[0], result(Outcome.DAILY_QUOTA, status_code=429), clock.t)
+    assert bucket.until == 12_000  # later in the day: really gone until the next reset

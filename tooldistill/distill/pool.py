@@ -36,6 +36,10 @@ log = logging.getLogger(__name__)
 
 READY, COOLING, EXHAUSTED, INVALID = "ready", "cooling", "exhausted", "invalid"
 WINDOW_S = 60.0
+CLIENT_LIMIT = "daily limit of"
+"""How the reason of a bucket exhausted by the client's own daily count starts."""
+RESET_SKEW_S = 600.0
+"""A daily 429 this soon after our idea of the reset is clock skew, not a new day's exhaustion: retry sooner."""
 KEY_SET_SETTING = "distill_key_set"
 
 
@@ -281,7 +285,7 @@ class Pool:
                 if state == EXHAUSTED and (until or 0) > now:
                     b.state, b.until, b.reason = EXHAUSTED, until, reason
                 else:
-                    self._exhaust(b, now, f"daily limit of {b.rpd} requests reached ({b.rpd_source})")
+                    self._exhaust(b, now, f"{CLIENT_LIMIT} {b.rpd} requests reached ({b.rpd_source})")
                 return False
         b.requests_today, b.day = row[0], day
         b.sent.append(now)
@@ -289,17 +293,28 @@ class Pool:
         slot.last_used_at, slot.requests, slot.in_flight = now, slot.requests + 1, slot.in_flight + 1
         self._save_slot(slot)
         if b.rpd and b.requests_today >= b.rpd:
-            self._exhaust(b, now, f"daily limit of {b.rpd} requests reached ({b.rpd_source})")
+            self._exhaust(b, now, f"{CLIENT_LIMIT} {b.rpd} requests reached ({b.rpd_source})")
         return True
 
     def unreserve(self, slot: Slot) -> None:
         """Undo the in-flight mark of a send that never happened (abandoned before the request left)."""
         slot.in_flight = max(0, slot.in_flight - 1)
 
+    def _refund(self, b: Bucket) -> None:
+        """Take back a send from the daily count: the server answered without counting it (429s, key errors,
+        server errors), so the free tier's few requests a day are not lost to them."""
+        self.db.execute("UPDATE buckets SET requests_today = max(0, requests_today - 1) WHERE id = ? AND day = ?",
+                        [b.id, b.day])
+        b.requests_today = max(0, b.requests_today - 1)
+        if b.state == EXHAUSTED and (b.reason or "").startswith(CLIENT_LIMIT) and b.requests_today < b.rpd:
+            b.state, b.until, b.reason = READY, 0.0, None
+            self.db.execute("UPDATE buckets SET state = 'ready', until = 0, reason = NULL WHERE id = ?"
+                            " AND state = 'exhausted' AND reason LIKE ?", [b.id, CLIENT_LIMIT + "%"])
+
     # ------------------------------------------------------------ outcomes
 
-    def _exhaust(self, b: Bucket, now: float, reason: str) -> None:
-        b.state, b.until, b.reason = EXHAUSTED, self.clock.next_reset(now), reason
+    def _exhaust(self, b: Bucket, now: float, reason: str, *, until: float | None = None) -> None:
+        b.state, b.until, b.reason = EXHAUSTED, until or self.clock.next_reset(now), reason
         self._save_bucket(b)
         log.warning("bucket %s exhausted until %s: %s", b.id, _fmt(b.until), reason)
 
@@ -317,6 +332,8 @@ class Pool:
         now = self.clock.now() if now is None else now
         slot.in_flight = max(0, slot.in_flight - 1)
         b, out = slot.bucket, result.outcome
+        if out not in (Outcome.OK, Outcome.REJECTED, Outcome.BAD_REQUEST):
+            self._refund(b)
         if out in (Outcome.OK, Outcome.REJECTED, Outcome.BAD_REQUEST):
             if b.backoff:
                 b.backoff = 0
@@ -328,8 +345,11 @@ class Pool:
             if result.quota_value:
                 b.rpd_reported = result.quota_value
                 b.rpd, b.rpd_source = self._limits(b.model, b.rpm_reported, b.rpd_reported)[1]
-            if b.state != EXHAUSTED or b.until <= now:
-                self._exhaust(b, now, f"daily quota answered 429 (limit {result.quota_value or '?'})")
+            if b.state != EXHAUSTED or b.until <= now or (b.reason or "").startswith(CLIENT_LIMIT):
+                skew = min(RESET_SKEW_S, getattr(self.clock, "day_seconds", 86_400.0) / 100)
+                just_reset = self.clock.day(now - skew) != self.clock.day(now)
+                self._exhaust(b, now, f"daily quota answered 429 (limit {result.quota_value or '?'})",
+                              until=now + skew if just_reset else None)
         elif out == Outcome.MINUTE_QUOTA:
             if result.quota_value:
                 b.rpm_reported = result.quota_value

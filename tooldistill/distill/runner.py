@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 
 PURPOSES = ("label", "relabel")
 RECLAIM_EVERY_S = 15.0
+WORK_TTL_S = 1.0
 PROGRESS_EVERY_S = 0.25
 
 
@@ -158,6 +159,7 @@ class Runner:
         self._wake: asyncio.Event | None = None
         self._stopping = False
         self._abandon = False
+        self._work_cache: tuple[queue.Work, float] | None = None
         self._last_progress = 0.0
 
     # ------------------------------------------------------------ public
@@ -269,11 +271,29 @@ class Runner:
     # ------------------------------------------------------------ the loop
 
     def _work(self) -> queue.Work:
+        """What the queue holds for this run, counted at most every WORK_TTL_S (counting a big queue costs
+        tens of ms); between counts it is kept current by this run's own claims, and recounted at once when a
+        claim comes back empty or an answer puts a job back."""
+        if self._work_cache is not None and time.monotonic() < self._work_cache[1]:
+            return self._work_cache[0]
         work = queue.pending_work(self.db, prompt_version=self.prompt_version, catalog_hash=self.catalog_hash,
                                   purposes=PURPOSES, now=time.time())
         served = {s.model for s in self.pool.slots}
         work.pinned = {m: n for m, n in work.pinned.items() if m in served}
+        self._work_cache = (work, time.monotonic() + WORK_TTL_S)
         return work
+
+    def _claimed(self, job: queue.Job | None) -> None:
+        if job is None or self._work_cache is None:
+            self._work_cache = None
+            return
+        work = self._work_cache[0]
+        if job.model is None:
+            work.unpinned = max(0, work.unpinned - 1)
+        elif job.model in work.pinned:
+            work.pinned[job.model] -= 1
+            if work.pinned[job.model] <= 0:
+                del work.pinned[job.model]
 
     async def _dispatch(self) -> str:
         s, pool = self.settings, self.pool
@@ -290,10 +310,14 @@ class Runner:
             now = self.clock.now()
             if time.monotonic() >= next_reclaim:
                 self.summary.reclaimed += queue.reclaim_expired(self.db, max_attempts=s.max_attempts)
+                self._work_cache = None
                 pool.sync(now)
                 next_reclaim = time.monotonic() + RECLAIM_EVERY_S
             pool.refresh(now)
             work = self._work()
+            if not work.now and not self.tasks:
+                self._work_cache = None  # never decide "done" on a count kept by hand
+                work = self._work()
             if not work.now:
                 if self.tasks or work.next_at is not None:
                     await self._pause(None if work.next_at is None else max(0.0, work.next_at - time.time()))
@@ -306,6 +330,9 @@ class Runner:
             if slot is None:
                 if self.tasks:
                     await self._pause(None)
+                    continue
+                self._work_cache = None
+                if not self._work().now:  # the hand-kept count was stale: nothing is left after all
                     continue
                 kind, reset = pool.blocked(unpinned_work=work.unpinned > 0, pinned_work=set(work.pinned))
                 if kind == "invalid":
@@ -325,13 +352,16 @@ class Runner:
                            serve_unpinned=slot.serves_unpinned, prompt_version=self.prompt_version,
                            catalog_hash=self.catalog_hash, purposes=PURPOSES, limit=1)
         if not jobs:  # another process took it between the count and the claim
+            self._claimed(None)
             return
         job = jobs[0]
+        self._claimed(job)
         self.taken += 1
         if self._complete_from_cache(job):
             return
         if not self.pool.reserve(slot, now):
             queue.release(self.db, job)
+            self._work_cache = None
             self.taken -= 1
             return
         task = asyncio.create_task(self._request(slot, job, now))
@@ -397,6 +427,8 @@ class Runner:
         """Apply one outcome: the pool's state, the job's fate and the attempt row, in one transaction."""
         message = self.pool.record(slot, result, self.clock.now())
         out, db, s = result.outcome, self.db, self.settings
+        if not out.paid:
+            self._work_cache = None  # the job goes back to the queue (or out of it): count again
         self.requests[out.value] += 1
         with queue.immediate(db):
             self._record_attempt(slot, job, result, sent_at)
