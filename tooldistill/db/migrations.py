@@ -199,3 +199,49 @@ def m030_audit_runs_and_flags(db: Database) -> None:
     db["audit_flags"].create_index(["run_id", "rank"], if_not_exists=True)
     db["audit_flags"].create_index(["query_id"], if_not_exists=True)
     db["audit_flags"].create_index(["status"], if_not_exists=True)
+
+
+@MIGRATIONS()
+def m060_scale_batches_and_synthesis(db: Database) -> None:
+    # Batch Mode: a batch row (its id is the display name sent to the API) and its members are written before
+    # the create request, so a kill at any moment leaves enough to find the batch again (batches.list).
+    if not db["batches"].exists():
+        db["batches"].create(
+            {
+                "id": str, "seq": int, "name": str, "model": str, "key_fingerprint": str, "project": str,
+                "state": str, "remote_state": str, "purposes": str, "prompt_version": str, "catalog_hash": str,
+                "lease_token": str, "request_count": int, "request_bytes": int, "answered": int, "line_errors": int,
+                "labels": int, "rejected": int, "requeued": int, "lost": int, "prompt_tokens": int,
+                "output_tokens": int, "cost_usd": float, "standard_cost_usd": float, "polls": int, "error": str,
+                "created_at": str, "submitted_at": str, "updated_at": str, "finished_at": str, "ingested_at": str,
+            },
+            pk="id",
+        )
+        db["batches"].create_index(["state"])
+        db["batches"].create_index(["seq"])
+    if not db["batch_members"].exists():
+        db["batch_members"].create(
+            {"batch_id": str, "job_id": int, "query_id": int, "key": str, "state": str, "error": str},
+            pk=("batch_id", "job_id"), foreign_keys=[("batch_id", "batches", "id")],
+        )
+        db["batch_members"].create_index(["job_id"])
+    # Synthesis: a coverage plan's cells (tool or class x category x style) with their targets and what arrived.
+    if not db["synth_plans"].exists():
+        db["synth_plans"].create(
+            {"name": str, "catalog_hash": str, "params": str, "created_at": str, "updated_at": str}, pk="name")
+    if not db["synth_cells"].exists():
+        db["synth_cells"].create(
+            {
+                "id": str, "plan": str, "tool": str, "category": str, "style": str, "target": int, "requests": int,
+                "received": int, "accepted": int, "exact_dups": int, "near_dups": int, "invalid": int,
+                "rounds": int, "stale_rounds": int, "state": str, "updated_at": str,
+            },
+            pk="id", foreign_keys=[("plan", "synth_plans", "name")],
+        )
+        db["synth_cells"].create_index(["plan"])
+    if not db["synth_repeats"].exists():
+        # which stored query a rejected duplicate repeated (counted, the duplicate's text itself is not kept)
+        db["synth_repeats"].create(
+            {"cell_id": str, "query_id": int, "kind": str, "count": int},
+            pk=("cell_id", "query_id", "kind"),
+        )

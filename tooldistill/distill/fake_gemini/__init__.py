@@ -8,12 +8,12 @@ Example::
         client = make_client("k1", base_url=server.base_url)
 """
 
-from .config import FakeGeminiConfig, FaultRates, ModelSpec, key_fingerprint, keys_from_spec, load_fake_config
+from .config import BatchBehaviour, FakeGeminiConfig, FaultRates, SynthesisBehaviour, ModelSpec, key_fingerprint, keys_from_spec, load_fake_config
 from .oracle import Answer, Oracle
 from .protocol import GenerateRequest
 from .server import FakeGemini, StructuredHook, default_structured_answer, serve
 
 __all__ = [
-    "Answer", "FakeGemini", "FakeGeminiConfig", "FaultRates", "GenerateRequest", "ModelSpec", "Oracle",
+    "Answer", "BatchBehaviour", "FakeGemini", "SynthesisBehaviour", "FakeGeminiConfig", "FaultRates", "GenerateRequest", "ModelSpec", "Oracle",
     "StructuredHook", "default_structured_answer", "key_fingerprint", "keys_from_spec", "load_fake_config", "serve",
 ]

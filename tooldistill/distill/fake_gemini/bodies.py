@@ -149,3 +149,40 @@ def model_info(model: str) -> dict:
             "inputTokenLimit": 1048576, "outputTokenLimit": 65536, "supportedGenerationMethods":
             ["generateContent", "countTokens", "createCachedContent", "batchGenerateContent"],
             "temperature": 1, "topP": 0.95, "topK": 64, "maxTemperature": 2, "thinking": True}
+
+
+# ---------------------------------------------------------------- batch mode
+
+
+def batch_not_on_tier_429(*, model: str, retry_delay_s: float) -> dict:
+    """Batch Mode refused to a project without billing: a ``limit: 0`` 429 on a per-day batch quota.
+
+    The real API's answer to a free-tier batch create is not documented (notes/gemini-api.md section 1.7 found
+    no authoritative free-tier batch quota); this follows the shape of its other ``limit: 0`` refusals, so a
+    client that reads QuotaFailure and the ``limit: 0`` text recognises it.
+    """
+    metric = "generativelanguage.googleapis.com/batch_requests_free_tier"
+    violation = _violation("BatchRequestsPerDayPerProjectPerModel-FreeTier", metric, model, None)
+    message = (f"{_QUOTA_MESSAGE}\n* Quota exceeded for metric: {metric}, limit: 0, model: {model}\n"
+               f"Please retry in {retry_delay_s:.6g}s.")
+    details = [_HELP, {"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": [violation]},
+               _retry(retry_delay_s)]
+    return error_body(429, "RESOURCE_EXHAUSTED", message, details)
+
+
+def payload_too_large_400(size: int, limit: int) -> dict:
+    return error_body(400, "INVALID_ARGUMENT", f"Request payload size exceeds the limit: {limit} bytes. "
+                      f"(got {size} bytes; use a JSONL file for larger batches)")
+
+
+def batch_not_found_404(name: str) -> dict:
+    return error_body(404, "NOT_FOUND", f"Requested entity was not found. ({name})")
+
+
+LINE_ERRORS = {
+    400: INVALID_ARGUMENT_400["error"],
+    429: BARE_429["error"],
+    500: INTERNAL_500["error"],
+    503: UNAVAILABLE_503["error"],
+}
+"""The ``error`` object of a failed batch line, by HTTP code (google.rpc.Status as JSON)."""

@@ -68,6 +68,59 @@ class Limits(BaseModel):
 
 
 DEFAULT_MODELS = {"gemini-2.5-flash": ModelSpec(), "gemini-2.5-flash-lite": ModelSpec()}
+BATCH_FATES = ("succeeded", "failed", "expired", "cancelled")
+
+
+class BatchBehaviour(BaseModel):
+    """How Batch Mode jobs move: PENDING -> RUNNING -> a final state, by polls and/or seconds on the clock."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    pending_polls: int = Field(default=0, ge=0, description="GETs answered PENDING before the batch runs.")
+    running_polls: int = Field(default=1, ge=0, description="GETs answered RUNNING before it ends.")
+    pending_s: float = Field(default=0.0, ge=0, description="Seconds (server clock) it stays PENDING at least.")
+    running_s: float = Field(default=0.0, ge=0, description="Seconds (server clock) it stays RUNNING at least.")
+    line_error_rate: float = Field(default=0.0, ge=0, le=1,
+                                   description="Share of lines of a succeeded batch answered with an error.")
+    line_error_codes: list[int] = Field(default_factory=lambda: [500], description="HTTP codes a failed line "
+                                        "carries, drawn uniformly (400, 429, 500, 503).")
+    fates: dict[str, str] = Field(default_factory=dict, description="Final state by display name, or by creation "
+                                  "number as '#N' (1-based): succeeded, failed, expired or cancelled.")
+    inline_limit_bytes: int = Field(default=20 * 1024 * 1024, gt=0, description="Largest create body accepted "
+                                    "(the API's inline limit is about 20 MB).")
+    create_delay_s: float = Field(default=0.0, ge=0, description="Wait this long after creating a batch before "
+                                  "answering (to kill a client between the two).")
+
+    @model_validator(mode="after")
+    def _fates_known(self) -> "BatchBehaviour":
+        bad = {v for v in self.fates.values() if v not in BATCH_FATES}
+        if bad:
+            raise ValueError(f"unknown batch fate {sorted(bad)[0]!r}; use one of {', '.join(BATCH_FATES)}")
+        if any(c not in (400, 429, 500, 503) for c in self.line_error_codes) or not self.line_error_codes:
+            raise ValueError("line_error_codes must be a non-empty list of 400, 429, 500, 503")
+        return self
+
+
+class SynthesisBehaviour(BaseModel):
+    """How the fake teacher writes queries for a synthesis request: fresh ones from a per-cell pool, with repeats."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    pool_size: int = Field(default=60, ge=1, description="Fresh queries a cell can give; after that it only "
+                           "repeats itself.")
+    repeat_rate: float = Field(default=0.3, ge=0, le=1, description="Share of queries that repeat an earlier one.")
+    cross_cell_rate: float = Field(default=0.2, ge=0, le=1,
+                                   description="Share of repeats taken from another cell than the one asked.")
+    exact_share: float = Field(default=0.5, ge=0, le=1, description="Repeats sent exactly as before.")
+    surface_share: float = Field(default=0.25, ge=0, le=1,
+                                 description="Repeats with only case, spacing or end punctuation changed.")
+    # the rest of the repeats are near variants: a filler word added
+
+    @model_validator(mode="after")
+    def _shares(self) -> "SynthesisBehaviour":
+        if self.exact_share + self.surface_share > 1:
+            raise ValueError("exact_share + surface_share must be at most 1")
+        return self
 
 
 class FakeGeminiConfig(BaseModel):
@@ -86,7 +139,10 @@ class FakeGeminiConfig(BaseModel):
     project_limits: dict[str, dict[str, Limits]] = Field(
         default_factory=dict, description="project -> model -> limits overriding the model's (e.g. one project "
         "with a smaller daily quota).")
-    tier: str = Field(default="free", pattern="^(free|paid)$", description="Which quota ids the 429s name.")
+    tier: str = Field(default="free", pattern="^(free|paid)$", description="Which quota ids the 429s name; on "
+                      "the free tier Batch Mode is refused (except for paid_projects).")
+    paid_projects: list[str] = Field(default_factory=list, description="Projects with billing on: they may use "
+                                     "Batch Mode whatever the tier.")
     minute_seconds: float = Field(default=60.0, gt=0, description="Length of the RPM window.")
     retry_delay_s: float | None = Field(
         default=None, ge=0, description="RetryInfo delay on a per-minute 429; None: until the window frees a slot.")
@@ -99,6 +155,9 @@ class FakeGeminiConfig(BaseModel):
     latency_s: tuple[float, float] = Field(default=(0.0, 0.0), description="Uniform latency range of answers.")
     slow_s: float = Field(default=5.0, ge=0, description="Delay of a 'slow' answer.")
     seed: int = 0
+    # -- batch mode and synthesis
+    batch: BatchBehaviour = Field(default_factory=BatchBehaviour)
+    synthesis: SynthesisBehaviour = Field(default_factory=SynthesisBehaviour)
     # -- answers
     oracle: Path | None = Field(default=None, description="JSONL of {query, calls} answering known queries.")
     oracle_db: Path | None = Field(default=None, description="A workspace database whose gold labels answer.")
@@ -115,6 +174,10 @@ class FakeGeminiConfig(BaseModel):
         if not self.models:
             raise ValueError("models must name at least one model")
         return self
+
+    def batch_allowed(self, project: str) -> bool:
+        """Whether ``project`` may create Batch Mode jobs (a paid-tier feature)."""
+        return self.tier == "paid" or project in self.paid_projects
 
     def project_of(self, key: str) -> str | None:
         """The project of ``key``, or None when the key is not accepted."""
@@ -184,8 +247,8 @@ def merge_config(config: FakeGeminiConfig, changes: dict) -> FakeGeminiConfig:
     """Return ``config`` with ``changes`` applied (``faults`` and ``models`` merged key by key), validated."""
     data = config.model_dump(exclude_unset=True)  # unset stays unset: a project override keeps "not given"
     for name, value in changes.items():
-        if name == "faults" and isinstance(value, dict):
-            data["faults"] = {**data.get("faults", {}), **value}
+        if name in ("faults", "batch", "synthesis") and isinstance(value, dict):
+            data[name] = {**data.get(name, {}), **value}
         elif name == "models" and isinstance(value, dict):
             models = dict(data.get("models", config.model_dump()["models"]))
             for model, spec in value.items():

@@ -31,9 +31,12 @@ from . import bodies
 from .config import FakeGeminiConfig, key_fingerprint, merge_config, validation_message
 from .oracle import Answer, Oracle
 from .protocol import BadRequest, GenerateRequest, parse_generate_request
+from . import batches as batch_mode
 from .state import (
-    ANSWER_FAULTS, JSON_TYPE, SERVER_FAULTS, Reply, State, StructuredHook, default_structured_answer, load_oracle,
+    ANSWER_FAULTS, JSON_TYPE, LINE_FAULTS, SERVER_FAULTS, Reply, State, StructuredHook, default_structured_answer,
+    load_oracle,
 )
+from .synthesis import is_synthesis_request
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +47,12 @@ _ROUTES: list[tuple[str, re.Pattern, str]] = [
      "generate_content"),
     ("GET", re.compile(r"^(?:/.*)?/(?P<version>v1|v1beta)/models/(?P<model>[^/:]+)$"), "get_model"),
     ("GET", re.compile(r"^(?:/.*)?/(?P<version>v1|v1beta)/models$"), "list_models"),
+    ("POST", re.compile(r"^(?:/.*)?/(?P<version>v1|v1beta)/models/(?P<model>[^/:]+):batchGenerateContent$"),
+     "batch_create"),
+    ("GET", re.compile(r"^(?:/.*)?/(?P<version>v1|v1beta)/batches/(?P<batch>[^/:]+)$"), "batch_get"),
+    ("POST", re.compile(r"^(?:/.*)?/(?P<version>v1|v1beta)/batches/(?P<batch>[^/:]+):cancel$"), "batch_cancel"),
+    ("DELETE", re.compile(r"^(?:/.*)?/(?P<version>v1|v1beta)/batches/(?P<batch>[^/:]+)$"), "batch_delete"),
+    ("GET", re.compile(r"^(?:/.*)?/(?P<version>v1|v1beta)/batches$"), "batch_list"),
     ("GET", re.compile(r"^/_stats$"), "stats"),
     ("GET", re.compile(r"^/_log$"), "get_log"),
     ("POST", re.compile(r"^/_control$"), "control"),
@@ -201,7 +210,10 @@ class _Handler(BaseHTTPRequestHandler):
             return Reply(200, body, outcome=Outcome.REJECTED, fault=fault)
         names = request.callable_names
         if request.response_schema is not None:
-            value = self.state.structured(request, self.state.answer_for(model, request))
+            if is_synthesis_request(request):
+                value = self.state.synthesis.answer(request)
+            else:
+                value = self.state.structured(request, self.state.answer_for(model, request))
             parts = [{"text": json.dumps(value, ensure_ascii=False)}]
             return Reply(200, bodies.response(parts=parts, **common), outcome=Outcome.OK, fault=fault)
         if fault == "text_answer" or not names:
@@ -238,6 +250,110 @@ class _Handler(BaseHTTPRequestHandler):
                           outcome=Outcome.OK)
         return self._finish(entry, reply, start)
 
+    # ------------------------------------------------------------ batch mode (notes/gemini-api.md 1.7)
+
+    def _batch_entry(self, model: str | None) -> tuple[float, dict, str | None, Reply | None]:
+        start = time.perf_counter()
+        entry = self._entry(self.state.next_number(), model)
+        project, reply = self._authorise(entry)
+        return start, entry, project, reply
+
+    def batch_create(self, version: str, model: str) -> Reply:
+        start, entry, project, reply = self._batch_entry(model)
+        st, cfg = self.state, self.state.config
+        if reply is None and model not in cfg.models:
+            reply = Reply(404, bodies.model_not_found_404(model, version), outcome=Outcome.BAD_REQUEST,
+                          fault="unknown_model")
+        if reply is None and not cfg.batch_allowed(project):
+            reply = Reply(429, bodies.batch_not_on_tier_429(model=model, retry_delay_s=cfg.daily_retry_delay_s),
+                          outcome=Outcome.DAILY_QUOTA, fault="batch_not_on_tier")
+        if reply is None and len(self.raw_body) > cfg.batch.inline_limit_bytes:
+            reply = Reply(400, bodies.payload_too_large_400(len(self.raw_body), cfg.batch.inline_limit_bytes),
+                          outcome=Outcome.BAD_REQUEST, fault="payload_too_large")
+        if reply is None:
+            try:
+                display, requests = _read_batch_body(json.loads(self.raw_body or b"null"))
+            except (ValueError, BadRequest):
+                reply = Reply(400, bodies.INVALID_ARGUMENT_400, outcome=Outcome.BAD_REQUEST, fault="invalid_request")
+        if reply is None:
+            with st.lock:
+                batch = st.batches.create(model=model, project=project, display_name=display, requests=requests,
+                                          now=st.clock.now(), behaviour=cfg.batch, seed=cfg.seed,
+                                          body_bytes=len(self.raw_body))
+                body = batch_mode.operation(batch)
+            entry.update(batch=batch.name, display_name=display, lines=len(requests))
+            if cfg.batch.create_delay_s:
+                time.sleep(cfg.batch.create_delay_s)  # created, not yet answered: the window a kill can hit
+            reply = Reply(200, body, outcome=Outcome.OK)
+        return self._finish(entry, reply, start)
+
+    def _batch_reply(self, version: str, batch: str, action: Callable[[batch_mode.FakeBatch], dict]) -> Reply:
+        start, entry, project, reply = self._batch_entry(None)
+        name = f"batches/{batch}"
+        entry["batch"] = name
+        if reply is None:
+            with self.state.lock:
+                found = self.state.batches.find(name, project)
+                body = action(found) if found is not None else None
+            reply = Reply(200, body, outcome=Outcome.OK) if found is not None else \
+                Reply(404, bodies.batch_not_found_404(name), outcome=Outcome.BAD_REQUEST, fault="unknown_batch")
+        return self._finish(entry, reply, start)
+
+    def batch_get(self, version: str, batch: str) -> Reply:
+        st = self.state
+
+        def poll(found: batch_mode.FakeBatch) -> dict:
+            batch_mode.advance(found, st.clock.now(), st.config.batch, self._answer_line, st.config.seed)
+            return batch_mode.operation(found)
+
+        return self._batch_reply(version, batch, poll)
+
+    def batch_cancel(self, version: str, batch: str) -> Reply:
+        st = self.state
+
+        def cancel(found: batch_mode.FakeBatch) -> dict:
+            if not found.done:
+                batch_mode.finish(found, "cancelled", st.clock.now(), st.config.batch, self._answer_line,
+                                  st.config.seed)
+            return {}
+
+        return self._batch_reply(version, batch, cancel)
+
+    def batch_delete(self, version: str, batch: str) -> Reply:
+        def delete(found: batch_mode.FakeBatch) -> dict:
+            found.deleted = True
+            return {}
+
+        return self._batch_reply(version, batch, delete)
+
+    def batch_list(self, version: str) -> Reply:
+        start, entry, project, reply = self._batch_entry(None)
+        if reply is None:
+            try:
+                size = int((self.params.get("pageSize") or ["50"])[0])
+                offset = batch_mode.read_page_token((self.params.get("pageToken") or [None])[0])
+                if size < 1 or offset < 0:
+                    raise ValueError("pageSize must be positive")
+            except (ValueError, UnicodeDecodeError):
+                reply = Reply(400, bodies.INVALID_ARGUMENT_400, outcome=Outcome.BAD_REQUEST, fault="invalid_request")
+            else:
+                size = min(size, 1000)
+                with self.state.lock:
+                    listing = self.state.batches.listing(project)
+                    ops = [batch_mode.operation(b, with_output=False) for b in listing[offset:offset + size]]
+                body: dict = {"operations": ops}
+                if offset + size < len(listing):
+                    body["nextPageToken"] = batch_mode.page_token(offset + size)
+                reply = Reply(200, body, outcome=Outcome.OK)
+        return self._finish(entry, reply, start)
+
+    def _answer_line(self, rng: random.Random, model: str, request: GenerateRequest) -> dict:
+        """One line of a batch: the same answer (oracle, noise, answer faults) as generateContent gives."""
+        rates = {k: v for k, v in self.state.config.faults.model_dump().items() if k in LINE_FAULTS}
+        fault = _draw_fault(rng, rates)
+        answer = self.state.answer_for(model, request)(request.last_user_text)
+        return self._success(rng, model, request, answer, fault).body
+
     # ------------------------------------------------------------ test routes
 
     def stats(self) -> Reply:
@@ -259,6 +375,28 @@ class _Handler(BaseHTTPRequestHandler):
             return Reply(400, bodies.error_body(400, "INVALID_ARGUMENT", f"bad control body: {exc}"),
                          outcome=Outcome.BAD_REQUEST)
         return Reply(200, {"config": self.state.config.public()}, outcome=Outcome.OK)
+
+
+def _read_batch_body(body: Any) -> tuple[str, list[tuple[GenerateRequest, dict | None]]]:
+    """(display name, [(request, metadata)]) of a batchGenerateContent body; BadRequest where the API says 400."""
+    from .protocol import pick
+
+    batch = pick(body, "batch")
+    if not isinstance(batch, dict):
+        raise BadRequest("body has no batch")
+    source = pick(batch, "inputConfig") or {}
+    if pick(source, "fileName"):
+        raise BadRequest("file input is not served by the fake (inline requests only)")
+    lines = pick(pick(source, "requests") or {}, "requests")
+    if not isinstance(lines, list) or not lines:
+        raise BadRequest("inputConfig.requests.requests must be a non-empty list")
+    out = []
+    for line in lines:
+        if not isinstance(line, dict):
+            raise BadRequest("a batch line is not an object")
+        metadata = line.get("metadata")
+        out.append((parse_generate_request(line.get("request")), metadata if isinstance(metadata, dict) else None))
+    return str(pick(batch, "displayName") or ""), out
 
 
 def _draw_fault(rng: random.Random, rates: dict) -> str | None:
@@ -406,6 +544,7 @@ class FakeGemini:
             "by_key": {k: dict(v) for k, v in by_key.items()},
             "by_bucket": {k: dict(v) for k, v in by_bucket.items()},
             "noised": sum(bool(e["noised"]) for e in entries),
+            "batch_creates": sum(e["path"].endswith(":batchGenerateContent") and e["status"] == 200 for e in entries),
             "unknown_queries": sum(e["known"] is False for e in entries),
             "day": day, "day_usage": usage,
         }
@@ -426,7 +565,35 @@ class FakeGemini:
                 self._state._open_log()
             if (new.day_seconds, new.epoch) != (old.day_seconds, old.epoch):
                 self._state.clock = make_clock(new.day_seconds, new.epoch)
+            self._state.synthesis.behaviour = new.synthesis
         return new
+
+    def batches(self) -> list[dict]:
+        """Every batch created, oldest first: name, display name, project, model, state (``BATCH_STATE_*``),
+        lines, line errors, polls, deleted, create body size."""
+        with self._state.lock:
+            return [{"name": b.name, "display_name": b.display_name, "project": b.project, "model": b.model,
+                     "state": b.state, "lines": len(b.requests), "line_errors": b.line_errors, "polls": b.polls,
+                     "deleted": b.deleted, "body_bytes": b.body_bytes}
+                    for b in self._state.batches.batches.values()]
+
+    def end_batch(self, name_or_display: str, fate: str) -> None:
+        """End a live batch now in ``fate`` (succeeded, failed, expired, cancelled), as if the service did.
+
+        Raises: KeyError when no live batch has that name or display name.
+        """
+        st = self._state
+        with st.lock:
+            found = [b for b in st.batches.batches.values() if name_or_display in (b.name, b.display_name)
+                     and not b.done]
+            if not found:
+                raise KeyError(name_or_display)
+            for b in found:
+                batch_mode.finish(b, fate, st.clock.now(), st.config.batch, _LineAnswerer(self), st.config.seed)
+
+    def synthesis_stats(self) -> dict:
+        """What the synthesis oracle sent: ``fresh``, ``exact``, ``surface`` and ``near`` repeats, requests."""
+        return self._state.synthesis.stats()
 
     def exhaust(self, project: str, model: str) -> None:
         """Use up the daily quota of (project, model) for the current day."""
@@ -461,6 +628,18 @@ class FakeGemini:
             self.reset_quotas()
         for item in [exhaust] if isinstance(exhaust, dict) else (exhaust or []):
             self.exhaust(item["project"], item["model"])
+
+
+class _LineAnswerer:
+    """Answers batch lines outside a request (:meth:`FakeGemini.end_batch`), as a handler would."""
+
+    def __init__(self, owner: FakeGemini):
+        self.state = owner._state
+
+    def __call__(self, rng: random.Random, model: str, request: GenerateRequest) -> dict:
+        return _Handler._answer_line(self, rng, model, request)
+
+    _success = _Handler._success
 
 
 def serve(config: FakeGeminiConfig, port: int = 0, port_file: str | Path | None = None, *,

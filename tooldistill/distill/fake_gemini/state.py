@@ -16,9 +16,11 @@ from typing import Any, Callable
 from ..clock import Clock, make_clock
 from ..outcomes import Outcome
 from . import bodies
+from .batches import BatchStore
 from .config import FakeGeminiConfig
 from .oracle import Answer, Oracle, add_noise
 from .protocol import GenerateRequest
+from .synthesis import SynthesisPool
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +33,8 @@ SERVER_FAULTS = {"bare_429": (429, bodies.BARE_429, Outcome.BARE_429),
                   "internal_500": (500, bodies.INTERNAL_500, Outcome.TRANSIENT),
                   "bad_gateway_502": (502, bodies.BAD_GATEWAY_HTML, Outcome.TRANSIENT)}
 ANSWER_FAULTS = ("garbage_200", "malformed", "max_tokens", "blocked", "text_answer", "unknown_tool", "bad_args")
+LINE_FAULTS = ANSWER_FAULTS[1:]
+"""The answer faults a batch line can carry (a line is JSON inside the batch's JSON: never a garbage body)."""
 JSON_TYPE = "application/json; charset=UTF-8"
 
 
@@ -74,6 +78,8 @@ class State:
         self.minute: dict[tuple[str, str], deque] = defaultdict(deque)
         self.day_counts: dict[tuple[str, str], tuple[str, int]] = {}
         self.forced: set[tuple[str, str, str]] = set()
+        self.batches = BatchStore()
+        self.synthesis = SynthesisPool(config.synthesis, config.seed)
         self._log_file = None
         self._open_log()
 
