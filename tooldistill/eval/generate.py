@@ -93,8 +93,12 @@ def load_run_router(db: Any, run_id: str, *, merged: bool = False, max_new_token
 
 
 def load_model_router(model_path: str | Path, catalog: Catalog, *, adapter: str | Path | None = None,
-                      max_new_tokens: int = 128) -> LMRouter:
+                      max_new_tokens: int = 128, dtype: str = "auto") -> LMRouter:
     """A router of a model folder (any causal LM with a chat template), with an optional PEFT adapter.
+
+    ``dtype``: ``auto`` (bfloat16 on CUDA, float32 on CPU), ``bfloat16``, ``float16`` or ``float32``. In 16-bit,
+    a batched answer can differ from the one-at-a-time answer where two tokens' logits nearly tie (padding
+    changes the order of the floating-point sums); float32 makes them agree.
 
     Raises: InputError when a folder does not exist or holds no model.
     """
@@ -109,8 +113,8 @@ def load_model_router(model_path: str | Path, catalog: Catalog, *, adapter: str 
     tokenizer = transformers.AutoTokenizer.from_pretrained(str(tok_dir))
     tokenizer.padding_side = "left"
     cuda = torch.cuda.is_available()
-    model = transformers.AutoModelForCausalLM.from_pretrained(
-        str(model_path), dtype=torch.bfloat16 if cuda else torch.float32)
+    torch_dtype = (torch.bfloat16 if cuda else torch.float32) if dtype == "auto" else getattr(torch, dtype)
+    model = transformers.AutoModelForCausalLM.from_pretrained(str(model_path), dtype=torch_dtype)
     if adapter:
         peft = require_extra("peft", "train")
         model = peft.PeftModel.from_pretrained(model, str(adapter))
