@@ -80,8 +80,10 @@ def run_cmd(
     model: Annotated[Optional[Path], typer.Option("--model", help="A model folder (causal LM).")] = None,
     adapter: Annotated[Optional[Path], typer.Option("--adapter", help="With --model: a PEFT adapter folder.")] = None,
     baseline: Annotated[Optional[str], typer.Option("--baseline", help="majority, keyword (alias regex).")] = None,
-    teacher: Annotated[bool, typer.Option("--teacher", help="The Gemini teacher itself (uses API quota).")] = False,
-    teacher_model: Annotated[Optional[str], typer.Option("--teacher-model", help="With --teacher: the model.")] = None,
+    teacher: Annotated[bool, typer.Option("--teacher", help="The teacher itself: its stored answers (no quota "
+                                          "used), or with --teacher-model a model asked now.")] = False,
+    teacher_model: Annotated[Optional[str], typer.Option("--teacher-model", help="Ask this Gemini model now "
+                                                         "(uses API quota; keys from GEMINI_API_KEYS).")] = None,
     batch_size: BatchOpt = 16,
     max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", min=1, help="LLM generation budget.")] = 128,
     limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Only the first N queries.")] = None,
@@ -96,7 +98,7 @@ def run_cmd(
     """
     from ..eval import RouterSpec, run_eval
 
-    chosen = [x for x in (run, model, baseline, teacher or None) if x]
+    chosen = [x for x in (run, model, baseline, (teacher or teacher_model) or None) if x]
     if len(chosen) != 1:
         raise InputError("choose exactly one target: --run RUN, --model PATH, --baseline NAME or --teacher")
     if adapter and not model:

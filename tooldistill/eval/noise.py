@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 
 VIEWS = ("split", "teacher", "corrected", "clean")
 VERIFIED_SOURCES = ("gold", "review")
+# flag statuses whose outcome already shows in the current labels (a review or adjudication), or that were dropped
+_SETTLED = {"reviewed", "adjudicated", "rejected", "dismissed", "kept", "closed"}
 
 
 @dataclass(frozen=True)
@@ -111,10 +113,11 @@ def label_error_estimate(lv: LabelViews, *, confidence: float = 0.95) -> dict:
 
 
 def audit_suggestions(db: Database) -> dict[int, dict]:
-    """Open audit flags with a suggested label, per query: ``{query_id: {"label", "score", "flag_id"}}``.
+    """Unsettled audit flags with a suggested label, per query: ``{query_id: {"label", "score", "flag_id"}}``.
 
-    Reads the curate stage's flag table defensively (its columns are found at run time), so eval works before,
-    and whatever the shape, after the audit lands; a database without flags gives ``{}``.
+    Reads curate's ``audit_flags`` table (m030) defensively: its columns are found at run time, so a schema
+    change there degrades this list rather than breaking eval. Flags already reviewed or adjudicated are left
+    out (their outcome is in the current labels); the latest flag of a query wins.
     """
     table = next((t for t in ("audit_flags", "flags") if t in db.table_names()), None)
     if table is None:
@@ -130,7 +133,7 @@ def audit_suggestions(db: Database) -> dict[int, dict]:
         (f", [{status_col}]" if status_col else ", NULL") + f" FROM [{table}] ORDER BY rowid"
     out: dict[int, dict] = {}
     for flag_id, qid, suggested, score, status in db.execute(sql):
-        if suggested is None or (status and str(status).lower() in ("rejected", "dismissed", "kept", "closed")):
+        if suggested is None or (status and str(status).lower() in _SETTLED):
             continue
         try:
             label = parse_label(json.loads(suggested) if isinstance(suggested, str) else suggested)

@@ -1,0 +1,126 @@
+"""The teacher as a baseline router, through distill's public API.
+
+Two ways, both with the Router protocol:
+
+- stored (``--teacher``): the teacher's answers already in the database (the latest valid teacher label of each
+  query, by normalised text), so it costs no quota. Against the split's labels (which came from the teacher) it
+  scores near 100% by construction; against the corrected and verified labels it measures the teacher itself.
+- live (``--teacher --teacher-model MODEL``): asks a Gemini model now, with the workspace's keys and settings
+  (``GEMINI_API_KEYS``, ``GEMINI_BASE_URL``, ``[distill]``), e.g. a stronger model than the one that labeled.
+  Transient errors and per-minute 429s are retried after their delay; a key whose day is spent or that is
+  invalid is dropped for the next one; when none is left the run stops with QuotaExhausted / NeedsKeyError.
+  A rejected answer (not a valid label) is a wrong answer, stored with its reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Sequence
+
+from sqlite_utils import Database
+
+from ..catalog import Catalog
+from ..db import teacher_labels
+from ..errors import NeedsKeyError, QuotaExhausted, ToolDistillError
+from ..textnorm import text_hash
+
+log = logging.getLogger(__name__)
+
+
+class StoredTeacherRouter:
+    """Replays the teacher's stored labels (no API calls); a query it never labeled gets an empty output."""
+
+    name = "teacher:stored"
+
+    def __init__(self, db: Database, catalog: Catalog):
+        self.catalog = catalog
+        labels = teacher_labels(db)
+        by_hash = {h: qid for qid, h in db.execute("SELECT id, norm_hash FROM queries")}
+        self._labels = {h: labels[qid].to_json() for h, qid in by_hash.items() if labels.get(qid) is not None}
+
+    def route(self, texts: Sequence[str]) -> list[str]:
+        return [self._labels.get(text_hash(t), "") for t in texts]
+
+
+class LiveTeacherRouter:
+    """Asks a Gemini model for each query now (concurrently, within the workspace's keys)."""
+
+    def __init__(self, catalog: Catalog, *, keys: list, model: str, base_url: str | None = None,
+                 api_version: str = "v1beta", timeout_s: float = 60.0, concurrency: int = 4,
+                 temperature: float = 0.0, max_retries: int = 4, max_wait_s: float = 60.0):
+        if not keys:
+            raise NeedsKeyError("no Gemini API key: set GEMINI_API_KEYS in the environment or .env")
+        self.catalog, self.keys, self.model = catalog, list(keys), model
+        self.name = f"teacher:{model}"
+        self.base_url, self.api_version, self.timeout_s = base_url, api_version, timeout_s
+        self.concurrency, self.temperature = concurrency, temperature
+        self.max_retries, self.max_wait_s = max_retries, max_wait_s
+
+    def route(self, texts: Sequence[str]) -> list[str]:
+        """One raw output per text: the label JSON, or ``rejected: <reason>`` for an answer that is no label."""
+        return asyncio.run(self._route(list(texts)))
+
+    async def _route(self, texts: list[str]) -> list[str]:
+        from ..distill import build_prompt, make_client
+
+        prompt = build_prompt(self.catalog)
+        clients = {k.fingerprint: make_client(k.reveal(), base_url=self.base_url, api_version=self.api_version,
+                                              timeout_s=self.timeout_s) for k in self.keys}
+        live = list(clients)  # fingerprints of keys still usable, in order
+        gate = asyncio.Semaphore(self.concurrency)
+        try:
+            return list(await asyncio.gather(*(self._ask(t, prompt, clients, live, gate) for t in texts)))
+        finally:
+            for client in clients.values():
+                await client.aio.aclose()
+
+    async def _ask(self, text: str, prompt: Any, clients: dict, live: list[str], gate: asyncio.Semaphore) -> str:
+        from ..distill import Outcome, ask_teacher
+
+        failures = 0
+        while True:
+            if not live:
+                raise QuotaExhausted(f"every Gemini key is exhausted or invalid for {self.model}; run the teacher "
+                                     "baseline again after the daily reset (midnight Pacific time)")
+            key = live[0]
+            async with gate:
+                result = await ask_teacher(clients[key], model=self.model, prompt=prompt, catalog=self.catalog,
+                                           query=text, temperature=self.temperature)
+            if result.outcome == Outcome.OK:
+                return result.label.to_json()
+            if result.outcome == Outcome.REJECTED:
+                return f"rejected: {result.reject_reason}"
+            if result.outcome in (Outcome.DAILY_QUOTA, Outcome.BAD_KEY):
+                if key in live:
+                    live.remove(key)
+                    log.warning("teacher baseline: key %s dropped (%s)", key, result.outcome.value)
+                if result.outcome == Outcome.BAD_KEY and not live:
+                    raise NeedsKeyError(f"no valid Gemini key left ({result.message}); check GEMINI_API_KEYS")
+                continue
+            if result.outcome == Outcome.BAD_REQUEST:
+                raise ToolDistillError(f"the teacher refused the request: {result.message}")
+            failures += 1
+            if failures > self.max_retries:
+                raise ToolDistillError(f"the teacher kept failing ({result.outcome.value}: {result.message}); "
+                                       "try again later")
+            await asyncio.sleep(min(self.max_wait_s, result.retry_after_s or 2.0 ** failures))
+
+
+def make_teacher_router(db: Database | None, catalog: Catalog, *, model: str | None = None, workspace=None):
+    """The teacher baseline: stored answers when ``model`` is None, else a live ``model`` with the workspace's keys.
+
+    Raises: NeedsKeyError when a live teacher has no key; ToolDistillError when stored answers have no database.
+    """
+    if model is None:
+        if db is None:
+            raise ToolDistillError("the stored teacher baseline reads the workspace database (--db)")
+        return StoredTeacherRouter(db, catalog)
+    from ..config import load_workspace
+    from ..distill import keys_from_env, load_settings
+
+    workspace = workspace or load_workspace()
+    settings = load_settings(workspace)
+    return LiveTeacherRouter(catalog, keys=keys_from_env(workspace.env), model=model, base_url=settings.base_url,
+                             api_version=settings.api_version, timeout_s=settings.timeout_s,
+                             concurrency=settings.concurrency, temperature=settings.temperature)
