@@ -224,3 +224,22 @@ def test_cli_route_one_query_and_stdin(ws, cli, route_registered):
         ("weather in Oslo", [{"tool": "weather", "args": {"location": "Oslo"}}]), ("hello", [])]
     res = cli("--db", ws["path"], "route", "hello")
     assert res.exit_code == 2 and "choose one router: --run RUN or --baseline NAME" in res.stderr
+
+
+def test_board_puts_routers_side_by_side_per_label_view(ws, cli):
+    db = ws["db"]
+    ids = [run_eval(db, "v1:test", spec, runs_dir=ws["runs"], resamples=0, write_report=False)["run_id"]
+           for spec in ("majority", "keyword", "teacher")]
+    res = cli("--db", ws["path"], "eval", "board", *ids, "--out", ws["runs"] / "board", "--json")
+    assert res.exit_code == 0, res.output
+    board = json.loads(res.stdout)
+    full = {r["target"]: {v: r["views"][v]["rates"]["fully_correct"]["num"] for v in ("teacher", "corrected")}
+            for r in board["runs"]}
+    n = len(TEST)
+    # the stored teacher is perfect against itself and loses the noisy items against the corrected labels
+    assert full == {"baseline:majority": {"teacher": 0, "corrected": 0},
+                    "baseline:keyword": {"teacher": n - 2, "corrected": n},
+                    "teacher": {"teacher": n, "corrected": n - 2}}
+    assert sorted(p.name for p in (ws["runs"] / "board").iterdir()) == ["board.json", "board.md", "board.png"]
+    res = cli("--db", ws["path"], "eval", "board", "nope")
+    assert res.exit_code == 1 and "run 'nope' does not exist" in res.stderr

@@ -277,3 +277,38 @@ def list_cmd(
                       format_rate((views.get("split") or {}).get("rates", {}).get("tool_accuracy")),
                       format_rate((views.get("corrected") or {}).get("rates", {}).get("fully_correct")))
     out.print(table)
+
+
+@app.command("board")
+def board_cmd(
+    ctx: typer.Context,
+    runs: Annotated[list[str], typer.Argument(help="Eval runs to put side by side (ids or unique prefixes).")],
+    rescore: Annotated[bool, typer.Option("--rescore", help="Score each run against the labels as they are "
+                                          "now first.")] = False,
+    out_dir: Annotated[Optional[Path], typer.Option("--out", help="Write board.md/json/png here (default: "
+                                                    "runs/board/ in the workspace).")] = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Put routers side by side: each run's headline rates against every label view, with intervals.
+
+    Example: tooldistill eval board eval-majority eval-keyword eval-teacher eval-student
+    """
+    from ..eval import leaderboard
+    from ..eval.report import VIEW_TITLES, write_board
+
+    board = leaderboard(state(ctx).open_db(create=False), runs, rescore=rescore)
+    board["files"] = [str(p) for p in write_board(board, out_dir or _runs_dir(ctx, None) / "board")]
+    if json_:
+        print_json(board)
+        return
+    views = [v for v in ("split", "teacher", "corrected", "clean") if any(v in r["views"] for r in board["runs"])]
+    for metric in ("tool_accuracy", "fully_correct"):
+        table = Table(title=metric)
+        table.add_column("router", overflow="fold")
+        for v in views:
+            table.add_column(VIEW_TITLES.get(v, v), no_wrap=True)
+        for r in board["runs"]:
+            table.add_row(str(r["target"]), *(_compact(r["views"].get(v, {}).get("rates", {}).get(metric))
+                                              for v in views))
+        out.print(table)
+    info(f"board: {board['files'][0]}", ctx)

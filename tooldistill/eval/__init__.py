@@ -2,8 +2,8 @@
 
 Public API (torch is imported only when an LLM student is loaded; numpy and sqlite-utils on import):
 
-- :func:`run_eval` / :func:`score_run` / :func:`list_eval_runs`: eval runs stored in the database, with reports
-  under ``runs/<id>/``;
+- :func:`run_eval` / :func:`score_run` / :func:`list_eval_runs` / :func:`leaderboard`: eval runs stored in the
+  database, with reports under ``runs/<id>/``, and several of them side by side;
 - :func:`score_files`: a predictions file against a gold file (routers built elsewhere);
 - :func:`compare_runs` / :func:`compare_grades` / :func:`mcnemar`: paired comparison of two routers;
 - :func:`parse_output`, :func:`grade`, :func:`compute_metrics`: the pieces, for library users;
@@ -19,7 +19,7 @@ from .metrics import HEADLINE, RATE_NAMES, compute_metrics, format_rate, ratio_i
 from .noise import VIEWS, label_error_estimate, label_views, wilson_interval
 from .parse import Parsed, parse_output
 from .routers import Router, RouterSpec, get_router, get_run
-from .runner import list_eval_runs, run_eval, score_run
+from .runner import leaderboard, list_eval_runs, run_eval, score_run
 from .score import score_files
 
 __all__ = [
@@ -30,5 +30,5 @@ __all__ = [
     "VIEWS", "label_error_estimate", "label_views", "wilson_interval",
     "Parsed", "parse_output",
     "Router", "RouterSpec", "get_router", "get_run",
-    "list_eval_runs", "run_eval", "score_run", "score_files",
+    "leaderboard", "list_eval_runs", "run_eval", "score_run", "score_files",
 ]

@@ -14,7 +14,7 @@ from typing import Iterable
 from .metrics import HEADLINE, format_rate
 from .noise import VIEWS
 
-VIEW_TITLES = {"split": "split labels", "teacher": "teacher", "corrected": "corrected", "clean": "verified"}
+VIEW_TITLES = {"split": "split", "teacher": "teacher", "corrected": "corrected", "clean": "verified"}
 """Column titles of the label views (:data:`tooldistill.eval.noise.VIEWS`)."""
 
 
@@ -239,4 +239,36 @@ def write_compare_report(comparison: dict, folder: str | Path) -> list[Path]:
     groups = {f"A: {comparison['a']['target']}": {k: v["a"] for k, v in comparison["metrics"].items()},
               f"B: {comparison['b']['target']}": {k: v["b"] for k, v in comparison["metrics"].items()}}
     plot_groups(groups, list(comparison["metrics"]), png, title=f"A vs B ({comparison['view']} labels)")
+    return [md, js, png]
+
+
+def render_board_markdown(board: dict, *, metrics: tuple[str, ...] = ("tool_accuracy", "fully_correct",
+                                                                      "false_tool_call", "no_tool_recall")) -> str:
+    """Routers (rows) x label views (column groups) for a few headline metrics, as Markdown tables."""
+    runs = board["runs"]
+    views = [v for v in VIEWS if any(v in r["views"] for r in runs)]
+    out = ["# Routers side by side", "",
+           "Each router scored against the split's frozen labels, the teacher's, the corrected labels (after audit,"
+           " review and relabel) and the verified-clean subset; 95% bootstrap intervals.", ""]
+    for metric in metrics:
+        out += [f"## {metric}", ""]
+        header = ["router"] + [f"{VIEW_TITLES.get(v, v)} (n={runs[0]['views'].get(v, {}).get('n', 0)})" for v in views]
+        out += _table(header, ([f"{r['target']} (`{r['run_id']}`)"]
+                               + [format_rate(r["views"].get(v, {}).get("rates", {}).get(metric)) for v in views]
+                               for r in runs))
+        out.append("")
+    return "\n".join(out)
+
+
+def write_board(board: dict, folder: str | Path) -> list[Path]:
+    """Write ``board.md``, ``board.json`` and ``board.png`` (fully correct per router and view) into ``folder``."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    md, js, png = folder / "board.md", folder / "board.json", folder / "board.png"
+    js.write_text(json.dumps(board, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
+    md.write_text(render_board_markdown(board) + "\n![fully correct by label view](board.png)\n", encoding="utf-8")
+    views = [v for v in VIEWS if any(v in r["views"] for r in board["runs"])]
+    groups = {r["target"]: {VIEW_TITLES.get(v, v): r["views"].get(v, {}).get("rates", {}).get("fully_correct")
+                            for v in views} for r in board["runs"]}
+    plot_groups(groups, [VIEW_TITLES.get(v, v) for v in views], png, title="fully correct, by label view")
     return [md, js, png]

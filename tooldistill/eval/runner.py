@@ -280,3 +280,32 @@ def list_eval_runs(db: Database, *, limit: int = 50) -> list[dict]:
     """Recent eval runs, newest first: id, status, target, split, dataset version, parent, summary."""
     rows = db.execute("SELECT id FROM runs WHERE kind = 'eval' ORDER BY created_at DESC LIMIT ?", [limit]).fetchall()
     return [get_run(db, r[0]) for r in rows]
+
+
+def leaderboard(db: Database, run_refs: Sequence[str], *, rescore: bool = False) -> dict:
+    """Several eval runs side by side: each run's headline rates against every label view.
+
+    Args:
+        db: the workspace database.
+        run_refs: eval run ids (or unique prefixes), e.g. the baselines, the teacher and the student.
+        rescore: score each run again against the labels as they are now (see :func:`score_run`).
+
+    Returns: ``{"runs": [{"run_id", "target", "split", "dataset_version", "views": {view: {"n", "rates"}}}]}``
+    in the order given.
+
+    Raises: ToolDistillError for unknown runs, or runs not scored yet.
+    """
+    rows = []
+    for ref in run_refs:
+        run = get_run(db, ref, kind="eval")
+        if rescore:
+            score_run(db, run["id"], write_report=False)
+            run = get_run(db, run["id"])
+        summary = (run.get("metrics") or {}).get("summary")
+        if summary is None:
+            raise ToolDistillError(f"eval run {run['id']} has no scores ({run['status']}); run "
+                                   f"'tooldistill eval show {run['id']} --rescore'")
+        rows.append({"run_id": run["id"], "target": run["config"].get("target"), "split": run["config"].get("split"),
+                     "dataset_version": run["dataset_version"], "views": summary["views"],
+                     "latency": summary.get("latency")})
+    return {"runs": rows}
