@@ -88,6 +88,14 @@ def test_a_bad_override_names_set_and_the_field():
         parse_overrides(["optim.learning_rate"])
 
 
+def test_a_bare_no_means_the_word_not_false(tmp_path):
+    path = tmp_path / "no.yaml"
+    path.write_text("eval:\n  strategy: no\n  load_best: no\n  early_stopping_patience: null\n", encoding="utf-8")
+    assert load_config(path).eval.strategy == "no" and load_config(path).eval.load_best is False
+    overrides = parse_overrides(["eval.strategy=no", "eval.load_best=no", "eval.early_stopping_patience=null"])
+    assert overrides["eval.strategy"] == "no" and load_config(None, overrides).eval.strategy == "no"
+
+
 def test_impossible_combinations_are_rejected():
     with pytest.raises(InputError, match="eval.strategy 'steps' needs eval.steps"):
         load_config(None, {"eval.strategy": "steps"})

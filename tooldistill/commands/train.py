@@ -138,12 +138,14 @@ def runs_cmd(
     if json_:
         print_json(rows)
         return
-    table = Table("run", "status", "student", "dataset", "parent", "base model", "eval loss", "val tool acc",
-                  title=f"{kind} runs")
+    table = Table(title=f"{kind} runs")
+    table.add_column("run", no_wrap=True)
+    for name in ("status", "student", "data", "parent", "base", "eval loss", "val tool acc"):
+        table.add_column(name, overflow="fold")
     for r in rows:
         cfg, m = r.get("config") or {}, r.get("metrics") or {}
         table.add_row(r["id"], r["status"], str(cfg.get("student", "")) if isinstance(cfg, dict) else "",
-                      (r.get("dataset_version") or "")[:12], r.get("parent_run_id") or "",
+                      (r.get("dataset_version") or "")[:8], r.get("parent_run_id") or "",
                       Path(r.get("base_model") or "").name, _num(m.get("eval_loss")),
                       _pct((m.get("val_score") or {}).get("tool_accuracy")))
     out.print(table)

@@ -16,7 +16,7 @@ import logging
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..errors import InputError
 
@@ -109,6 +109,11 @@ class EvalOptions(_Group):
     max_new_tokens: int = Field(default=128, gt=0, description="Generation budget when scoring val examples.")
     keep_checkpoints: bool = Field(default=False, description="Keep checkpoints/ after a successful run.")
 
+    @field_validator("strategy", mode="before")
+    @classmethod
+    def _yaml_no(cls, value: Any) -> Any:
+        return "no" if value is False else value  # YAML 1.1 reads a bare `no` as false
+
 
 class LoggingOptions(_Group):
     steps: int = Field(default=10, gt=0, description="Log the train loss every N steps.")
@@ -199,9 +204,12 @@ def parse_overrides(items: list[str] | None) -> dict[str, Any]:
         if not sep or not key.strip():
             raise InputError(f"override {item!r} is not KEY=VALUE (e.g. optim.learning_rate=1e-4)", field="--set")
         try:
-            result[key.strip()] = yaml.safe_load(raw) if raw.strip() else None
+            value = yaml.safe_load(raw) if raw.strip() else None
         except yaml.YAMLError:
-            result[key.strip()] = raw
+            value = raw
+        if isinstance(value, bool) and raw.strip().lower() not in ("true", "false"):
+            value = raw.strip()  # YAML 1.1 reads yes/no/on/off as booleans; on the command line they are words
+        result[key.strip()] = value
     return result
 
 

@@ -201,8 +201,8 @@ def run_dir_of(db: Database | None, run: str | Path) -> Path:
     if path.is_dir() and (path / "config.yaml").is_file():
         return path
     if db is None:
-        raise ToolDistillError(f"{run} is not a run folder (no config.yaml); pass a run folder or a run id with a "
-                               "database")
+        raise ToolDistillError(f"{run} is not a run folder (no config.yaml) and there is no workspace database to "
+                               "look it up in; pass a run folder, or --db with the run's database")
     row = get_run(db, str(run))
     folder = Path(row["artifact_path"] or "")
     if not folder.is_dir():
