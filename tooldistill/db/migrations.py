@@ -245,3 +245,36 @@ def m060_scale_batches_and_synthesis(db: Database) -> None:
             {"cell_id": str, "query_id": int, "kind": str, "count": int},
             pk=("cell_id", "query_id", "kind"),
         )
+
+
+@MIGRATIONS()
+def m020_curate_dedup(db: Database) -> None:
+    # A dedup run clusters the queries of its time (corpus_hash says which); nothing is deleted: a cluster
+    # records its members, the one kept as representative, and each member's similarity to it.
+    if not db["dedup_runs"].exists():
+        db["dedup_runs"].create(
+            {
+                "id": int, "method": str, "params": str, "created_at": str, "n_queries": int, "max_query_id": int,
+                "corpus_hash": str, "n_clusters": int, "n_duplicates": int, "n_oversized": int, "n_pairs": int,
+                "seconds": float, "report": str,
+            },
+            pk="id",
+        )
+    if not db["dedup_clusters"].exists():
+        db["dedup_clusters"].create(
+            {
+                "id": int, "run_id": int, "kind": str, "representative_id": int, "size": int, "oversized": int,
+                "min_similarity": float, "mean_similarity": float,
+            },
+            pk="id", foreign_keys=[("run_id", "dedup_runs", "id")],
+        )
+        db["dedup_clusters"].create_index(["run_id"])
+    if not db["dedup_members"].exists():
+        db["dedup_members"].create(
+            {"run_id": int, "cluster_id": int, "query_id": int, "similarity": float, "is_representative": int,
+             "duplicate": int},
+            pk=("run_id", "query_id"), foreign_keys=[("run_id", "dedup_runs", "id"),
+                                                     ("cluster_id", "dedup_clusters", "id")],
+        )
+        db["dedup_members"].create_index(["cluster_id"])
+        db["dedup_members"].create_index(["query_id"])
