@@ -23,6 +23,7 @@ from .commands import data as data_cmd
 from .commands import db as db_cmd
 from .commands import distill as distill_cmd
 from .commands import distill_fake as _distill_fake  # noqa: F401  (registers on distill)
+from .commands import distill_scale as _distill_scale  # noqa: F401  (registers on distill)
 from .commands import eval as eval_cmd
 from .commands import train as train_cmd
 from .errors import ToolDistillError

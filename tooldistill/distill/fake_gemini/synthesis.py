@@ -49,7 +49,7 @@ _LEADS = {
 }
 _TRAILERS = {"chatty": ["thanks a ton!", "appreciate it :)", "no rush", "cheers", "you're the best", "ty!!", ""],
              "non_native": ["thank you sir", "please", "thanks for kind help", "", "regards"]}
-_FILLERS = ["please", "thanks", "asap", "quickly", "again", "now"]
+_FILLERS = ["asap", "quickly", "again", "now", "today", "soon"]  # not ones curate strips as politeness
 _UNITS = ["km", "kg", "mph", "usd", "eur", "ml", "GB", "°C"]
 
 
