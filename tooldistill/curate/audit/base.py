@@ -36,6 +36,9 @@ class AuditConfig(BaseModel):
     # > confident learning
     models: tuple[str, ...] = Field(default=("ngram",), description="Out-of-sample classifiers for confident "
                                     "learning: 'ngram' and/or registered encoder names.")
+    view: str = Field(default="auto", pattern="^(auto|tool_set|tools)$", description="Classes for confident "
+                      "learning: 'tool_set' (one per tool set), 'tools' (per-tool presence, composed), or 'auto' "
+                      "('tools' when some label calls two or more tools).")
     folds: int | None = Field(default=None, ge=2, le=20, description="Folds of the K-fold linear model "
                               "(default: 5 under 4,000 rows, 3 under 10,000, else 2).")
     max_confident_flags: int | None = Field(default=None, ge=0, description="Cap on confident-learning flags "

@@ -57,6 +57,16 @@ class TextFeatures:
 
     def __init__(self, texts: list[str]):
         self.texts = texts
+        self._embeddings: dict[str, np.ndarray] = {}
+
+    def embeddings(self, encoder: str) -> np.ndarray:
+        """The texts embedded by a registered encoder, L2-normalised (computed once per encoder)."""
+        if encoder not in self._embeddings:
+            emb = np.asarray(get_encoder(encoder)(self.texts), dtype=np.float64)
+            if emb.ndim != 2 or emb.shape[0] != len(self.texts):
+                raise ValueError(f"encoder {encoder!r} returned shape {emb.shape}, expected ({len(self.texts)}, d)")
+            self._embeddings[encoder] = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+        return self._embeddings[encoder]
 
     @cached_property
     def word_counts(self):
@@ -225,6 +235,43 @@ def calibrate(scores: np.ndarray, y: np.ndarray, *, seed: int = 0, sample: int =
     return log_softmax(scores, temperature), temperature
 
 
+def platt(scores: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Platt scaling: the logits ``a * scores + b`` that best fit binary labels ``y`` (log-loss)."""
+    from scipy.optimize import minimize
+
+    y = y.astype(np.float64)
+
+    def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
+        z = w[0] * scores + w[1]
+        p = 0.5 * (1.0 + np.tanh(0.5 * z))  # a stable sigmoid
+        grad_z = (p - y) / len(y)
+        return float(np.mean(np.logaddexp(0.0, z) - y * z)), np.array([grad_z @ scores, grad_z.sum()])
+
+    w = minimize(loss, np.array([1.0, 0.0]), jac=True, method="L-BFGS-B").x
+    return w[0] * scores + w[1]
+
+
+def tool_presence_logits(features: TextFeatures, presence: np.ndarray, *, folds: int, seed: int,
+                         model: str = "ngram") -> np.ndarray:
+    """Out-of-sample logit of "the label calls tool t" for every row and tool (the ``tools`` view).
+
+    Args:
+        presence: ``n x T`` 0/1 matrix, 1 where the row's label calls tool ``t``.
+
+    Returns: ``n x T`` Platt-calibrated logits: per tool, the members' binary scores (as
+    :func:`member_scores`, on a two-class problem) are each calibrated, averaged and calibrated again.
+    """
+    out = np.zeros(presence.shape, dtype=np.float64)
+    for t in range(presence.shape[1]):
+        y = presence[:, t].astype(np.int64)
+        if y.min() == y.max():  # a tool every row calls, or none does: nothing to learn
+            out[:, t] = 8.0 if y[0] else -8.0
+            continue
+        scores = member_scores(model, features, y, 2, folds=folds, seed=seed)
+        out[:, t] = platt(np.mean([platt(s[:, 1] - s[:, 0], y) for s in scores.values()], axis=0), y)
+    return out
+
+
 def member_scores(model: str, features: TextFeatures, y: np.ndarray, n_classes: int, *, folds: int,
                   seed: int) -> dict[str, np.ndarray]:
     """The out-of-sample score matrices of one model's members, by member name."""
@@ -234,8 +281,5 @@ def member_scores(model: str, features: TextFeatures, y: np.ndarray, n_classes: 
             "naive_bayes": naive_bayes_loo(features.word_counts, y, n_classes),
             "linear_svm": linear_svm_kfold(features.word_tfidf, y, n_classes, folds=folds, seed=seed),
         }
-    emb = np.asarray(get_encoder(model)(features.texts), dtype=np.float64)
-    if emb.ndim != 2 or emb.shape[0] != len(y):
-        raise ValueError(f"encoder {model!r} returned shape {emb.shape}, expected ({len(y)}, d)")
-    unit = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+    unit = features.embeddings(model)
     return {f"{model}_centroid": centroid_loo(unit, y, n_classes), f"{model}_ridge": ridge_loo(unit, y, n_classes)}
