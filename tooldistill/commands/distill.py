@@ -119,6 +119,12 @@ def run_cmd(
                                                "the queue.")] = False,
     day_seconds: Annotated[float | None, typer.Option("--day-seconds", hidden=True,
                                                       help="Length of a quota day (tests, demos).")] = None,
+    batch: Annotated[bool, typer.Option("--batch", help="Use Gemini Batch Mode (paid tier, 50% price): submit, "
+                                        "poll and ingest; see 'distill batches'.")] = False,
+    batch_size: Annotated[int | None, typer.Option("--batch-size", min=1, help="With --batch: requests per "
+                                                   "batch at most (default 1000).")] = None,
+    poll_every: Annotated[float | None, typer.Option("--poll-every", min=0, help="With --batch: seconds between "
+                                                     "polls (default 30).")] = None,
     json_: JsonOpt = False,
 ) -> None:
     r"""Label every query that has no teacher label yet; stop, kill or resume it at any moment.
@@ -128,6 +134,11 @@ def run_cmd(
 
     Example: tooldistill distill run --concurrency 8 --wait
     """
+    if batch:
+        from .distill_scale import run_batch_cmd
+
+        return run_batch_cmd(ctx, models=models, base_url=base_url, timeout=timeout, max_attempts=max_attempts,
+                             retry_failed=retry_failed, batch_size=batch_size, poll_every=poll_every, json_=json_)
     from ..distill import run_workspace
     from ..errors import Interrupted, NeedsKeyError, QuotaExhausted
 

@@ -429,6 +429,13 @@ class _Server(ThreadingHTTPServer):
         self._conn_lock = threading.Lock()
         super().__init__(address, _Handler)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        if isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            return  # a client killed mid-request (the kill tests do it on purpose): nothing to report
+        super().handle_error(request, client_address)
+
     def track(self, conn: socket.socket, open_: bool) -> None:
         with self._conn_lock:
             (self._connections.add if open_ else self._connections.discard)(conn)
