@@ -110,8 +110,9 @@ def test_reviews_and_audit_flags_feed_the_views_and_the_disagreement_list(tmp_pa
     evidence = {d["query_id"]: d["evidence"] for d in report["disagreements"]}
     assert evidence == {ids[0]: "review label equals the model's",
                         ids[1]: "audit flag 1 suggests the model's label (score 0.93)"}
-    assert report["label_error"]["method"] == "verified"
-    assert report["label_error"]["estimate"]["value"] == 1.0  # the one reviewed label was wrong
+    le = report["label_error"]
+    assert le["verified"]["value"] == 1.0  # the one reviewed label was wrong: the audit's precision, not the rate
+    assert le["method"] == "corrected_lower_bound" and (le["estimate"]["num"], le["estimate"]["den"]) == (1, 4)
 
 
 def test_rescoring_after_a_review_changes_the_corrected_view_not_the_split_view(ws):

@@ -86,13 +86,14 @@ def label_error_estimate(lv: LabelViews, *, confidence: float = 0.95) -> dict:
     """Estimate how often the split's frozen test labels are wrong, with Wilson intervals.
 
     Returns: a dict with
-        ``verified``: disagreement of frozen labels with verified labels (gold or review) on the verified subset;
-        ``gold``: the same on gold-verified items only (an unbiased sample when gold comes from templates, while
-        reviewed items were picked by the audit and over-represent errors);
+        ``gold``: disagreement of frozen labels with gold on the gold items (an unbiased sample when gold comes
+        from templates or a random verified sample);
+        ``verified``: the same on every verified item (gold or reviewed); reviews usually follow audit flags, so
+        this over-represents errors: read it as the audit's precision, not the error rate;
         ``corrected_lower_bound``: share of all split items whose current label differs from the frozen one (a
         lower bound: corrections not yet made are not counted);
-        ``estimate``: the one to quote (``gold`` when it has items, else ``verified``, else the lower bound),
-        ``method`` naming it.
+        ``estimate``: the one to quote (``gold`` when the split has gold items, else the lower bound), ``method``
+        naming it.
     """
     split, corrected = lv.views["split"], lv.views["corrected"]
 
@@ -106,7 +107,7 @@ def label_error_estimate(lv: LabelViews, *, confidence: float = 0.95) -> dict:
         "gold": disagreement(gold),
         "corrected_lower_bound": disagreement([q for q in split if q in corrected]),
     }
-    method = "gold" if gold else ("verified" if verified else "corrected_lower_bound")
+    method = "gold" if gold else "corrected_lower_bound"
     out["method"] = method
     out["estimate"] = out[method]
     return out

@@ -64,7 +64,10 @@ def render_markdown(report: dict, *, charts: bool = True) -> str:
         else:
             out.append(f"**{format_rate(est)}** of the split's labels are wrong ({est['num']:.0f} of "
                        f"{est['den']:.0f}; method: {le['method']}).")
-        out += ["", *(f"- {k}: {format_rate(le[k])} ({le[k]['num']:.0f}/{le[k]['den']:.0f})"
+        notes = {"gold": "on gold items", "verified": "on reviewed or gold items (reviews follow audit flags, "
+                 "so this is closer to the audit's precision than to the error rate)",
+                 "corrected_lower_bound": "corrections made so far, over all items (a lower bound)"}
+        out += ["", *(f"- {k}: {format_rate(le[k])} ({le[k]['num']:.0f}/{le[k]['den']:.0f}), {notes[k]}"
                       for k in ("gold", "verified", "corrected_lower_bound"))]
     out += ["", "## All metrics (split labels)", ""]
     out += _table(["metric", "value [CI]", "num/den"],
