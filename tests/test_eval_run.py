@@ -244,3 +244,26 @@ def test_board_puts_routers_side_by_side_per_label_view(ws, cli):
     assert sorted(p.name for p in (ws["runs"] / "board").iterdir()) == ["board.json", "board.md", "board.png"]
     res = cli("--db", ws["path"], "eval", "board", "nope")
     assert res.exit_code == 1 and "run 'nope' does not exist" in res.stderr
+
+
+def test_a_router_that_only_picks_tools_gets_argument_metrics_marked_not_applicable(ws):
+    from tooldistill.catalog import Label, ToolCall
+    from tooldistill.eval import KeywordRouter
+
+    class ToolsOnly:  # what an encoder student answers: the tools, no arguments
+        name = "tools-only"
+        predicts_arguments = False
+
+        def __init__(self, catalog):
+            self.keyword = KeywordRouter.for_catalog(catalog)
+
+        def route(self, texts):
+            return [Label(calls=[ToolCall(tool=c.tool) for c in self.keyword.predict(t).calls]) for t in texts]
+
+    report = run_eval(ws["db"], "v1:test", router=ToolsOnly(get_catalog(ws["db"])), runs_dir=ws["runs"],
+                      resamples=0, write_report=False)
+    rates = report["views"]["corrected"]["rates"]
+    assert rates["tool_accuracy"]["value"] == 1.0
+    assert all(rates[k]["value"] is None and rates[k]["not_applicable"] for k in ("arg_f1", "fully_correct"))
+    assert report["target"] == "tools-only"
+    assert [f["query_id"] for f in report["failures"]] == [ws["ids"][i] for i in sorted(NOISY)]

@@ -24,6 +24,9 @@ class Router(Protocol):
     name: str
     """A short display name (``keyword``, ``run:abc123``, ...)."""
 
+    # Optional: ``predicts_arguments = False`` on a router that only picks tools (eval then marks the argument
+    # metrics not applicable instead of counting every argument as missing).
+
     def route(self, texts: Sequence[str]) -> list[Any]:
         """One raw output per text, in order (str, JSON value or Label)."""
         ...

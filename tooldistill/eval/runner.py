@@ -28,7 +28,7 @@ from .grade import Acceptable, Grade, acceptable_from_meta, grade
 from .metrics import HEADLINE, compute_metrics
 from .noise import VIEWS, audit_suggestions, disagreements_with_support, label_error_estimate, label_views
 from .parse import Parsed, parse_output, raw_text
-from .routers import Router, RouterSpec, get_router, get_run, training_examples
+from .routers import Router, RouterSpec, get_router, get_run, student_kind, training_examples
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,8 @@ def run_eval(
         raise ValueError("pass exactly one of spec or router")
     version, split = parse_split_ref(split_ref)
     version_id = resolve_version(db, version)
-    examples = load_split(db, version_id, split)[:limit] if limit else load_split(db, version_id, split)
+    examples = load_split(db, version_id, split)
+    examples = examples[:limit] if limit else examples
     catalog = _split_catalog(db, version_id)
     spec = RouterSpec.parse(spec) if isinstance(spec, str) else spec
     if router is None:
@@ -111,7 +112,11 @@ def run_eval(
     parent = get_run(db, spec.name, kind="train")["id"] if spec is not None and spec.kind == "run" else None
     run_id = new_run_id()
     folder = Path(runs_dir) / run_id
+    predicts_arguments = bool(getattr(router, "predicts_arguments", True))
+    if spec is not None and spec.kind == "run" and student_kind(get_run(db, spec.name)) == "encoder":
+        predicts_arguments = False  # an encoder picks tools; argument metrics do not apply to it
     config = {"target": target, "router": getattr(router, "name", target), "split": split, "split_ref": split_ref,
+              "predicts_arguments": predicts_arguments,
               "batch_size": batch_size, "max_new_tokens": max_new_tokens, "limit": limit, "resamples": resamples,
               "seed": seed, "catalog_hash": catalog.hash}
     db["runs"].insert({"id": run_id, "kind": "eval", "status": "running", "created_at": now_iso(),
@@ -229,6 +234,8 @@ def score_run(db: Database, run_ref: str, *, runs_dir: str | Path | None = None,
         views[view] = compute_metrics(list(grades.values()), catalog=catalog, latencies_ms=latencies,
                                       wall_s=generation.get("wall_s") if view == "split" else None,
                                       resamples=resamples, seed=seed)
+        if not cfg.get("predicts_arguments", True):
+            _not_applicable(views[view], ARGUMENT_RATES)
         if view == "split":
             split_grades = grades
     texts = {e.query_id: e.text for e in examples}
@@ -240,7 +247,8 @@ def score_run(db: Database, run_ref: str, *, runs_dir: str | Path | None = None,
         "label_error": label_error_estimate(lv),
         "disagreements": disagreements_with_support(lv, {q: p.label for q, p in parsed.items()}, texts, catalog,
                                                     flags=audit_suggestions(db)),
-        "failures": _failures(split_grades, texts, preds, limit=failures),
+        "failures": _failures(split_grades, texts, preds, limit=failures,
+                              tools_only=not cfg.get("predicts_arguments", True)),
     }
     folder = Path(runs_dir) / run["id"] if runs_dir is not None else Path(run.get("artifact_path") or run["id"])
     if write_report:
@@ -251,10 +259,21 @@ def score_run(db: Database, run_ref: str, *, runs_dir: str | Path | None = None,
     return report
 
 
-def _failures(grades: dict[int, Grade], texts: dict[int, str], preds: dict[int, dict], *, limit: int) -> list[dict]:
+ARGUMENT_RATES = ("args_exact", "arg_precision", "arg_recall", "arg_f1", "fully_correct", "multi_tool_exact")
+"""Rates that grade arguments: not applicable to a router that only picks tools (an encoder student)."""
+
+
+def _not_applicable(metrics: dict, names: Sequence[str]) -> None:
+    for name in names:
+        metrics["rates"][name] = {"value": None, "lo": None, "hi": None, "num": 0.0, "den": 0.0,
+                                  "not_applicable": "the router picks tools only"}
+
+
+def _failures(grades: dict[int, Grade], texts: dict[int, str], preds: dict[int, dict], *, limit: int,
+              tools_only: bool = False) -> list[dict]:
     out = []
     for qid, g in grades.items():
-        if g.fully_correct:
+        if g.tool_correct if tools_only else g.fully_correct:
             continue
         out.append({"query_id": qid, "text": texts.get(qid, ""), "gold": g.gold.canonical(),
                     "pred": g.pred.canonical() if g.pred is not None else None,
