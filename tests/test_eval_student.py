@@ -71,4 +71,9 @@ def test_eval_of_a_train_run_records_its_lineage(ws, tiny):
     run = get_run(ws["db"], report["run_id"])
     assert (run["parent_run_id"], run["status"], run["config"]["target"]) == (
         trained.run_id, "done", f"run:{trained.run_id}")
-    assert ws["db"].execute("SELECT count(*) FROM predictions WHERE run_id = ?", [run["id"]]).fetchone()[0] == 4
+    stored = [r[0] for r in ws["db"].execute("SELECT raw FROM predictions WHERE run_id = ? ORDER BY query_id",
+                                             [run["id"]])]
+    assert len(stored) == 4
+    # the same adapter given as --model BASE --adapter DIR routes exactly like --run
+    by_folder = load_model_router(tiny, get_catalog(ws["db"]), adapter=trained.run_dir / "adapter", max_new_tokens=8)
+    assert by_folder.route(QUERIES[:4]) == stored
