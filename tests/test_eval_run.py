@@ -267,3 +267,13 @@ def test_a_router_that_only_picks_tools_gets_argument_metrics_marked_not_applica
     assert all(rates[k]["value"] is None and rates[k]["not_applicable"] for k in ("arg_f1", "fully_correct"))
     assert report["target"] == "tools-only"
     assert [f["query_id"] for f in report["failures"]] == [ws["ids"][i] for i in sorted(NOISY)]
+
+
+def test_cli_eval_baselines_runs_each_baseline(ws, cli):
+    res = cli("--db", ws["path"], "eval", "baselines", "--split", "v1:test", "--runs-dir", ws["runs"],
+              "--resamples", "0", "--json")
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert sorted(out) == ["baseline:keyword", "baseline:majority"]
+    assert out["baseline:keyword"]["views"]["corrected"]["tool_accuracy"]["value"] == 1.0
+    assert {r["config"]["target"] for r in json.loads(cli("--db", ws["path"], "eval", "list", "--json").stdout)} == set(out)
