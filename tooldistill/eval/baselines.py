@@ -192,7 +192,8 @@ class KeywordRouter:
         if examples is not None and derived:
             for tool, words in _mine_keywords(examples, set(derived), min_count, min_share, per_tool).items():
                 keywords[tool] |= words
-        return cls(catalog, [r for r in DEFAULT_RULES if r.tool in hand], keywords={t: w for t, w in keywords.items() if w})
+        rules = [r for r in DEFAULT_RULES if r.tool in hand]
+        return cls(catalog, rules, keywords={t: w for t, w in keywords.items() if w})
 
     def _match(self, text: str) -> ToolCall | None:
         for rule in self.rules:

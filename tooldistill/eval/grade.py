@@ -201,10 +201,11 @@ def _best_assignment(g_calls, p_calls, catalog, acceptable) -> list[tuple[int, i
         return c.tp - c.fp - c.fn
 
     if max(len(g_calls), len(p_calls)) <= 6:
-        if len(g_calls) <= len(p_calls):
-            options = ([(gi, pi) for gi, pi in enumerate(perm)] for perm in itertools.permutations(range(len(p_calls)), k))
-        else:
-            options = ([(gi, pi) for pi, gi in enumerate(perm)] for perm in itertools.permutations(range(len(g_calls)), k))
+        perms = itertools.permutations(range(max(len(g_calls), len(p_calls))), k)
+        if len(g_calls) <= len(p_calls):  # each label call gets a distinct predicted call
+            options = ([(gi, pi) for gi, pi in enumerate(perm)] for perm in perms)
+        else:  # each predicted call gets a distinct label call
+            options = ([(gi, pi) for pi, gi in enumerate(perm)] for perm in perms)
         return max(options, key=lambda pairing: sum(score(gi, pi) for gi, pi in pairing))
     # many calls of one tool: greedy by score (rare; exact search would be factorial)
     cells = sorted(((score(gi, pi), gi, pi) for gi in range(len(g_calls)) for pi in range(len(p_calls))), reverse=True)

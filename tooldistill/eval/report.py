@@ -146,7 +146,8 @@ def plot_confusion(confusion: dict, path: Path, *, top: int = 20) -> Path:
     return path
 
 
-def _bars(ax, names: list[str], rates: list[dict], *, offset: float = 0.0, width: float = 0.8, label=None, horizontal=False):
+def _bars(ax, names: list[str], rates: list[dict], *, offset: float = 0.0, width: float = 0.8, label=None,
+          horizontal: bool = False) -> None:
     vals = [r["value"] or 0.0 for r in rates]
     lo = [max(0.0, (r["value"] or 0) - (r["lo"] if r.get("lo") is not None else r["value"] or 0)) for r in rates]
     hi = [max(0.0, (r["hi"] if r.get("hi") is not None else r["value"] or 0) - (r["value"] or 0)) for r in rates]
