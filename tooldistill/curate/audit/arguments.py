@@ -7,7 +7,8 @@ argument, a narrowed enum): strength 0.95, the errors as evidence.
 the teacher (a search ``query``, a calculator ``expression``) is learned from the data: an argument whose values
 are found in their query at least ``extractive_rate`` of the time (over ``extractive_min_count`` values or more)
 is *extractive*. An extractive value not found in its query (fuzzy, case- and accent-insensitive match below
-``grounding_threshold``) is flagged with strength ``rate * (1 - match)``; so is one that copies the whole request
+``grounding_threshold``) is flagged with strength ``rate * (1 - match / 2)``: how reliably that argument is copied
+says most, how far the value is from anything in the query the rest. So is a value that copies the whole request
 where that argument normally holds a short span (strength 0.6). Enums, booleans and objects are not checked.
 """
 
@@ -16,7 +17,6 @@ from __future__ import annotations
 import re
 import statistics
 import unicodedata
-from difflib import SequenceMatcher
 
 from .base import AuditContext, Hit, SignalOutput
 
@@ -32,11 +32,30 @@ def _norm(text: str) -> str:
     return _NON_WORD.sub(" ", text).strip()
 
 
+def similarity(a: str, b: str) -> float:
+    """``1 - d / max(len)``, ``d`` the optimal-string-alignment distance (a swap of two letters is one edit)."""
+    if a == b:
+        return 1.0
+    la, lb = len(a), len(b)
+    if not la or not lb:
+        return 0.0
+    prev2, prev = [0] * (lb + 1), list(range(lb + 1))
+    for i in range(1, la + 1):
+        cur = [i] + [0] * lb
+        for j in range(1, lb + 1):
+            cost = a[i - 1] != b[j - 1]
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                cur[j] = min(cur[j], prev2[j - 2] + 1)
+        prev2, prev = prev, cur
+    return 1.0 - prev[lb] / max(la, lb)
+
+
 def grounding(value, query: str) -> float:
     """How well ``value`` appears in ``query``, 0-1 (1 = found verbatim after normalisation).
 
-    Strings: the value's words are matched one by one to their best fuzzy match among the query's words
-    (difflib ratio), weighted by length. Numbers: 1 when the query holds that number (``15``, ``15.0``,
+    Strings: the value's words are matched one by one to their most similar word of the query
+    (:func:`similarity`), weighted by length. Numbers: 1 when the query holds that number (``15``, ``15.0``,
     ``15,000`` all read as numbers), else 0.
     """
     if isinstance(value, bool):
@@ -52,7 +71,12 @@ def grounding(value, query: str) -> float:
         return 0.0
     total = weight = 0.0
     for token in v.split():
-        best = max(SequenceMatcher(None, token, w).ratio() for w in words)
+        best = 0.0
+        for w in words:
+            if 1.0 - abs(len(w) - len(token)) / max(len(w), len(token)) > best:  # an upper bound: skip hopeless
+                best = max(best, similarity(token, w))
+                if best == 1.0:
+                    break
         total += best * len(token)
         weight += len(token)
     return total / weight if weight else 1.0
@@ -108,7 +132,7 @@ class ArgumentsSignal:
                 if score < cfg.grounding_threshold:
                     evidence = {"argument": f"{tool}.{name}", "value": value, "match": round(score, 3),
                                 "grounded_rate": round(rate, 3), "problem": "not found in the query"}
-                    out.hits[qid] = Hit(rate * (1.0 - score), evidence)
+                    out.hits[qid] = Hit(rate * (1.0 - score / 2), evidence)
                 elif coverage >= 0.9 and typical <= 0.5:
                     evidence = {"argument": f"{tool}.{name}", "value": value, "coverage": round(coverage, 3),
                                 "median_coverage": round(typical, 3), "problem": "copies the whole request"}

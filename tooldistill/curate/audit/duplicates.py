@@ -1,13 +1,14 @@
 """Label conflicts inside a duplicate cluster: near-identical queries should get the same tools.
 
-Clusters come from the dedup stage's stored clusters when the database has them (any table with ``query_id``
-and ``cluster_id`` columns; the latest run when it has a run column). Without them they are computed on the fly
-with the near-duplicate search of :mod:`tooldistill.curate.neardup` at its default threshold. A member whose tool
-set differs from the one most of the *other* members carry gets strength ``0.9 * m / (m + 2) * m / k`` (``m`` of
-its ``k`` cluster-mates agree with each other against it, ``m >= 2``): 0.45 for two against one, which only
-supports other evidence (flags need a combined 0.5), and more as the majority grows. A conflicting pair is not
-evidence at all: it says one of the two is wrong but not which (confident learning usually can). Near-duplicate
-components chain paraphrases of different intents together, so on its own a small conflict is weak evidence.
+Clusters come from the dedup stage (:mod:`tooldistill.curate.dedup`): the latest dedup run that covers the current
+queries, or, when there is none, a run made now with its defaults (stored, and said in the report). Oversized
+clusters (chains of paraphrases linked pair by pair, or a template family) are not duplicates and are skipped.
+
+A member whose tool set differs from the one most of the *other* members carry gets strength
+``0.9 * m / (m + 2) * m / k`` (``m`` of its ``k`` cluster-mates agree with each other against it, ``m >= 2``):
+0.45 for two against one, which only supports other evidence (flags need a combined 0.5), and more as the
+majority grows. A conflicting pair is not evidence at all: it says one of the two is wrong but not which
+(confident learning usually can).
 """
 
 from __future__ import annotations
@@ -16,38 +17,28 @@ from collections import Counter
 
 from .base import AuditContext, Hit, SignalOutput, suggest_label
 
-_RUN_COLUMNS = ("run_id", "dedup_run_id", "version")
 
+def duplicate_clusters(db, progress=None) -> tuple[dict[int, str], str] | None:
+    """Cluster id per clustered query (oversized clusters left out) and where the clusters came from.
 
-def stored_clusters(db) -> tuple[dict[int, str], str] | None:
-    """Cluster id per query id from the dedup stage's tables, and the table read; None when there are none."""
-    for table in sorted(db.table_names()):
-        cols = db[table].columns_dict
-        if "query_id" not in cols or "cluster_id" not in cols:
-            continue
-        run_col = next((c for c in _RUN_COLUMNS if c in cols), None)
-        if run_col:
-            latest = db.execute(f"SELECT max([{run_col}]) FROM [{table}]").fetchone()[0]
-            rows = db.execute(f"SELECT query_id, cluster_id FROM [{table}] WHERE [{run_col}] = ?", [latest])
-        else:
-            rows = db.execute(f"SELECT query_id, cluster_id FROM [{table}]")
-        found = {int(q): str(c) for q, c in rows if c is not None}
-        if found:
-            return found, table
-    return None
-
-
-def computed_clusters(texts: dict[int, str]) -> dict[int, str] | None:
-    """Near-duplicate clusters of the texts (only members of clusters of two or more); None if unavailable."""
+    Returns None when this build has no dedup stage. Side effect: a dedup run with default settings when no
+    stored run covers the current queries.
+    """
     try:
-        from ..neardup import components, dedup_key, near_duplicate_pairs
-    except ImportError:  # the dedup stage is not installed in this build
+        from ..dedup import cluster_membership, corpus_hash, ensure_dedup_run, get_dedup_run
+    except ImportError:  # pragma: no cover - the dedup stage ships with the package
         return None
-    ids = list(texts)
-    search = near_duplicate_pairs([dedup_key(texts[q]) for q in ids])
-    comp = components(len(ids), search.pairs)
-    sizes = Counter(comp.tolist())
-    return {q: f"c{c}" for q, c in zip(ids, comp.tolist()) if sizes[c] > 1}
+    current, _, _ = corpus_hash(db)
+    row = db.execute("SELECT id FROM dedup_runs WHERE corpus_hash = ? ORDER BY id DESC LIMIT 1", [current]).fetchone()
+    if row is not None:
+        run, created = get_dedup_run(db, row[0]), False
+    else:
+        run, created = ensure_dedup_run(db, progress=progress)
+    oversized = {c for (c,) in db.execute("SELECT id FROM dedup_clusters WHERE run_id = ? AND oversized = 1",
+                                          [run.id])}
+    members = {q: str(c) for q, (c, _, _) in cluster_membership(db, run.id).items() if c not in oversized}
+    source = f"dedup run {run.id} ({run.method}, threshold {run.threshold:g})"
+    return members, source + (", made now with the defaults" if created else "")
 
 
 class DuplicatesSignal:
@@ -58,15 +49,11 @@ class DuplicatesSignal:
 
     def run(self, ctx: AuditContext) -> SignalOutput:
         out = SignalOutput(self.name)
-        stored = stored_clusters(ctx.db)
-        if stored is not None:
-            cluster_of, source = stored
-        else:
-            cluster_of = computed_clusters({it.query_id: it.text for it in ctx.items})
-            source = "computed (near-duplicate search; no stored clusters)"
-            if cluster_of is None:
-                out.skipped = "no duplicate clusters; run 'tooldistill curate dedup' first"
-                return out
+        found = duplicate_clusters(ctx.db)
+        if found is None:
+            out.skipped = "no duplicate clusters; run 'tooldistill curate dedup' first"
+            return out
+        cluster_of, source = found
         members: dict[str, list] = {}
         for it in ctx.items:
             if it.query_id in cluster_of:
