@@ -71,7 +71,7 @@ def _audit_summary(db: Database, version_id: str) -> dict | None:
             if "status" in cols:
                 entry["on_members_by_status"] = dict(db.execute(
                     f"SELECT coalesce(status, '?'), count(*) FROM [{table}] WHERE query_id IN "
-                    "(SELECT query_id FROM split_members WHERE version_id = ?) GROUP BY 1 ORDER BY 2 DESC",
+                    "(SELECT query_id FROM split_members WHERE version_id = ?) GROUP BY 1 ORDER BY 2 DESC, 1",
                     [version_id]).fetchall())
         out[table] = entry
     return out
@@ -165,6 +165,8 @@ def _dedup_section(dedup: dict | None) -> list[str]:
 def _audit_section(audit: dict | None) -> list[str]:
     if not audit:
         return []
+    if not any(e["rows"] for e in audit.values()):
+        return ["## Audit", "", "No label audit has run on this data yet (`tooldistill curate audit`).", ""]
     lines = ["## Audit", "", "| table | rows | on this version's queries | by status |", "|---|---:|---:|---|"]
     for table, e in audit.items():
         status = ", ".join(f"{k}: {n:,}" for k, n in (e.get("on_members_by_status") or {}).items())
