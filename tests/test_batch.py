@@ -237,3 +237,15 @@ def test_cli_free_tier_refusal_is_one_line_and_exit_1(tmp_path, cli, monkeypatch
     assert result.stderr.startswith("Error: Batch Mode is a paid-tier feature: the API refused it for project "
                                     "free-proj")
     assert FREE_KEY not in result.stderr + result.stdout
+
+
+def test_a_create_that_fails_transiently_is_looked_for_then_made_once(labeled_db, catalog, tmp_path):
+    with FakeGemini(FakeGeminiConfig(keys={KEY: "paid-proj"}, paid_projects=["paid-proj"], seed=2,
+                                     oracle_db=tmp_path / "batch.db",
+                                     faults={"unavailable_503": 0.4, "internal_500": 0.2})) as server:
+        summary = run_batches(labeled_db, catalog=catalog, keys=parse_keys(f"{KEY}@paid-proj"),
+                              settings=settings(server), batch=BatchSettings(max_requests=20, poll_s=0))
+        names = [b["display_name"] for b in server.batches()]
+        refused = sum(e["status"] in (500, 503) for e in server.log if e["path"].endswith(":batchGenerateContent"))
+    assert refused > 0 and summary.recreated > 0 and summary.http["list"] >= 1  # looked for before made again
+    assert len(names) == len(set(names)) == summary.submitted and labels_per_query(labeled_db) == {1}

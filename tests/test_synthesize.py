@@ -197,3 +197,18 @@ def test_cli_bad_input_says_what_to_do(ws, cli):
     assert result.exit_code == 2 and "unknown style 'shouty'" in result.stderr
     result = cli("distill", "coverage")
     assert result.exit_code == 2 and "no synthesis plan yet; start one with" in result.stderr
+
+
+def test_plans_keep_to_their_own_jobs(db, catalog):
+    make_plan(db, catalog, name="first", per_cell=2, tools=["weather"], categories=("single",), styles=("terse",))
+    make_plan(db, catalog, name="second", per_cell=2, tools=["calculator"], categories=("single",),
+              styles=("terse",))
+    from tooldistill.distill.synthesize import enqueue_cells
+
+    assert enqueue_cells(db, "first") == 1
+    with server(pool_size=10, repeat_rate=0.0) as fake:
+        done = synthesize(db, catalog=catalog, keys=parse_keys(f"{KEY}@p1"), settings=settings(fake), plan="second")
+    assert done.accepted == 2 and done.pending == 0
+    left = db.execute("SELECT state, available_at, json_extract(params, '$.plan') FROM jobs WHERE state != 'done'")
+    assert left.fetchall() == [("pending", None, "first")]
+    assert [r["template_id"] for r in synth_rows(db)] == ["second:calculator|single|terse"] * 2

@@ -309,8 +309,9 @@ class BatchRunner:
             if row is None:
                 break
             if jobs:
-                self._create(row, jobs)
                 any_ = True
+                if not self._create(row, jobs):
+                    break  # the API is not taking creates now; the next loop finds or retries this one
         return any_
 
     def _next_id(self) -> tuple[str, int]:
@@ -390,8 +391,11 @@ class BatchRunner:
             self._overhead = (temperature, len(json.dumps(cfg, ensure_ascii=False)) + 400)
         return self._overhead[1] + len(json.dumps(job.text, ensure_ascii=False).encode("utf-8"))
 
-    def _create(self, row: dict, jobs: list[queue.Job]) -> None:
-        """Send the create request of a recorded batch; a definite refusal gives its jobs back to the queue."""
+    def _create(self, row: dict, jobs: list[queue.Job]) -> bool:
+        """Send the create request of a recorded batch; a definite refusal gives its jobs back to the queue.
+
+        Returns: True when the API answered with the batch, False when it is still to be found or retried.
+        """
         from google.genai import types
 
         src = [types.InlinedRequest(contents=job.text, config=self._config(job),
@@ -402,11 +406,12 @@ class BatchRunner:
                                                         config={"display_name": row["id"]})
         except Exception as exc:  # every failure is classified; only definite refusals end the batch
             self._create_failed(row, classify_exception(exc, model=self.model))
-            return
+            return False
         self._adopt(row, made)
         self.summary.submitted += 1
         self._emit("submitted", f"batch {row['id']}: {len(jobs)} requests submitted as {made.name}",
                    batch=row["id"], requests=len(jobs))
+        return True
 
     def _create_failed(self, row: dict, result: TeacherResult) -> None:
         out, msg = result.outcome, result.message or "refused"

@@ -426,8 +426,8 @@ class Synthesizer:
         sm.paid = self.requests[Outcome.OK.value] + self.requests[Outcome.REJECTED.value]
         cells = get_cells(self.db, self.plan)
         sm.cells = {state: sum(c.state == state for c in cells) for state in (OPEN, FULL, SATURATED)}
-        sm.pending = self.db.execute("SELECT count(*) FROM jobs WHERE purpose = ? AND state IN ('pending', 'leased')",
-                                     [PURPOSE]).fetchone()[0]
+        sm.pending = self.db.execute("SELECT count(*) FROM jobs WHERE purpose = ? AND state IN ('pending', 'leased')"
+                                     " AND json_extract(params, '$.plan') = ?", [PURPOSE, self.plan]).fetchone()[0]
         sm.elapsed_s = round(time.monotonic() - started, 3)
         self._emit(force=True)
 
@@ -446,11 +446,10 @@ class Synthesizer:
                 continue
             now = self.clock.now()
             pool.refresh(now)
-            work = queue.pending_work(self.db, prompt_version=None, catalog_hash=None, purposes=(PURPOSE,),
-                                      now=time.time())
-            if not work.now:
-                if self.tasks or work.next_at is not None:
-                    await self._pause(None if work.next_at is None else max(0.0, work.next_at - time.time()))
+            ready, next_at = self._plan_work()
+            if not ready:
+                if self.tasks or next_at is not None:
+                    await self._pause(None if next_at is None else max(0.0, next_at - time.time()))
                     continue
                 return "done"
             slot, ready_at = pool.pick(now, unpinned_work=True, pinned_work=set())
@@ -469,18 +468,25 @@ class Synthesizer:
                     return "exhausted"
                 await self._pause(max(0.0, (reset or now) - self.clock.now()) + 0.05)
                 continue
-            self._launch(slot, now)
+            self._launch(slot, now, ready)
 
-    def _launch(self, slot: Slot, now: float) -> None:
+    def _plan_work(self) -> tuple[list[int], float | None]:
+        """This plan's claimable synthesize jobs (oldest first), and when the next delayed one becomes so."""
+        now = time.time()
+        rows = self.db.execute(
+            "SELECT id, available_at FROM jobs WHERE purpose = ? AND state = 'pending'"
+            " AND json_extract(params, '$.plan') = ? ORDER BY id", [PURPOSE, self.plan]).fetchall()
+        ready = [jid for jid, at in rows if at is None or at <= now]
+        later = [at for _, at in rows if at is not None and at > now]
+        return ready, (min(later) if later else None)
+
+    def _launch(self, slot: Slot, now: float, ready: list[int]) -> None:
         jobs = queue.claim(self.db, worker=self.worker, lease_s=self.settings.lease_s, model=slot.model,
-                           purposes=(PURPOSE,), limit=1)
+                           purposes=(PURPOSE,), limit=1, ids=ready[:50])
         if not jobs:
             return
         job = jobs[0]
-        cell = self.cells.get(job.params.get("cell"))
-        if cell is None:  # a job of another plan: leave it for that plan's run
-            queue.release(self.db, job, error=f"belongs to plan {job.params.get('plan')!r}", delay_s=3600)
-            return
+        cell = self.cells[job.params["cell"]]
         if not self.pool.reserve(slot, now):
             queue.release(self.db, job)
             return

@@ -267,6 +267,13 @@ class _Handler(BaseHTTPRequestHandler):
         if reply is None and not cfg.batch_allowed(project):
             reply = Reply(429, bodies.batch_not_on_tier_429(model=model, retry_delay_s=cfg.daily_retry_delay_s),
                           outcome=Outcome.DAILY_QUOTA, fault="batch_not_on_tier")
+        if reply is None:  # the same server faults as generateContent, drawn per request, before anything is made
+            rng = random.Random(f"{cfg.seed}:{entry['n']}")
+            fault = _draw_fault(rng, {k: v for k, v in cfg.faults.model_dump().items() if k in SERVER_FAULTS})
+            if fault is not None:
+                status, body, outcome = SERVER_FAULTS[fault]
+                ctype = "text/html; charset=UTF-8" if isinstance(body, str) else JSON_TYPE
+                reply = Reply(status, body, outcome=outcome, fault=fault, content_type=ctype)
         if reply is None and len(self.raw_body) > cfg.batch.inline_limit_bytes:
             reply = Reply(400, bodies.payload_too_large_400(len(self.raw_body), cfg.batch.inline_limit_bytes),
                           outcome=Outcome.BAD_REQUEST, fault="payload_too_large")

@@ -99,7 +99,8 @@ class SynthesisPool:
 
     def stats(self) -> dict:
         with self.lock:
-            return {"cells": len(self.requests), "requests": sum(self.requests.values()), **self.counts,
+            counts = {k: self.counts[k] for k in ("fresh", "exact", "surface", "near", "cross_cell")}
+            return {"cells": len(self.requests), "requests": sum(self.requests.values()), **counts,
                     "planted_repeats": self.counts["exact"] + self.counts["surface"] + self.counts["near"]}
 
     # ------------------------------------------------------------ drawing
