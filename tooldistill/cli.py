@@ -18,7 +18,7 @@ from typer.core import TyperGroup
 from .commands import common
 from .commands import curate as curate_cmd
 from .commands import curate_audit as _curate_audit  # noqa: F401  (registers on curate)
-from .commands import route as route_cmd  # noqa: F401
+from .commands import route as route_cmd
 from .commands import data as data_cmd
 from .commands import db as db_cmd
 from .commands import distill as distill_cmd
@@ -59,6 +59,7 @@ app.add_typer(curate_cmd.app, name="curate")
 app.add_typer(train_cmd.app, name="train")
 app.add_typer(eval_cmd.app, name="eval")
 app.add_typer(db_cmd.app, name="db")
+app.command("route")(route_cmd.route)
 
 
 @app.callback()
