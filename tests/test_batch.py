@@ -249,3 +249,31 @@ def test_a_create_that_fails_transiently_is_looked_for_then_made_once(labeled_db
         refused = sum(e["status"] in (500, 503) for e in server.log if e["path"].endswith(":batchGenerateContent"))
     assert refused > 0 and summary.recreated > 0 and summary.http["list"] >= 1  # looked for before made again
     assert len(names) == len(set(names)) == summary.submitted and labels_per_query(labeled_db) == {1}
+
+
+def test_fake_batch_routes_page_cancel_delete_and_keep_projects_apart(tmp_path):
+    from google.genai import errors, types
+
+    from tooldistill.distill.teacher import make_client
+
+    other = "AIzaSyFAKE-batch-other-3"
+    config = FakeGeminiConfig(keys={KEY: "paid-proj", other: "other-proj"}, tier="paid", batch={"running_polls": 9})
+    with FakeGemini(config) as server:
+        client, stranger = make_client(KEY, base_url=server.base_url), make_client(other, base_url=server.base_url)
+        made = [client.batches.create(model=FLASH, src=[types.InlinedRequest(contents=f"hi {i}")],
+                                      config={"display_name": f"shown-{i}"}) for i in range(3)]
+        pager = client.batches.list(config={"page_size": 2})
+        first = [j.display_name for j in pager.page]
+        assert first == ["shown-2", "shown-1"] and [j.display_name for j in pager.next_page()] == ["shown-0"]
+        assert list(stranger.batches.list()) == []
+        with pytest.raises(errors.ClientError) as exc:
+            stranger.batches.get(name=made[0].name)
+        assert exc.value.code == 404
+        client.batches.cancel(name=made[0].name)
+        assert client.batches.get(name=made[0].name).state.name == "JOB_STATE_CANCELLED"
+        client.batches.delete(name=made[1].name)
+        assert [j.display_name for j in client.batches.list()] == ["shown-2", "shown-0"]
+        job = client.batches.get(name=made[2].name)
+        assert job.state.name == "JOB_STATE_RUNNING" and job.dest is None and job.create_time is not None
+        with pytest.raises(errors.ClientError):
+            client.batches.list(config={"page_size": 2, "page_token": "not-a-token"})
