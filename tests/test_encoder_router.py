@@ -125,9 +125,9 @@ def test_encoder_config_rejects_unknown_keys_and_impossible_combinations(tmp_pat
     cfg = load_student_config(good, {"data.max_length": 32})
     assert cfg.student == "encoder" and cfg.head.kind == "softmax" and cfg.data.max_length == 32
     bad = tmp_path / "bad.yaml"
-    bad.write_text("student: encoder\noptim:\n  epochs: 2\n  learning_rate: 0.1\n")
+    bad.write_text("student: encoder\noptim:\n  epochs: 2\n  warmup_steps: 10\n")
     with pytest.raises(InputError) as exc:
         load_student_config(bad)
-    assert "bad.yaml" in str(exc.value) and "learning_rate" in str(exc.value)
+    assert "bad.yaml" in str(exc.value) and "warmup_steps" in str(exc.value)
     with pytest.raises(InputError, match="tool_threshold"):
         load_student_config(good, {"eval.tool_threshold": 0.5})

@@ -49,7 +49,7 @@ def _split(examples):
     return train, val
 
 
-FAST = {"data": {"max_length": 16}, "optim": {"epochs": 3, "batch_size": 8, "lr": 2e-4, "head_lr": 5e-3},
+FAST = {"data": {"max_length": 16}, "optim": {"epochs": 3, "batch_size": 8, "learning_rate": 2e-4, "head_learning_rate": 5e-3},
         "eval": {"patience": 3}}
 
 

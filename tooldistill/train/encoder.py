@@ -35,8 +35,9 @@ from ..db import SplitExample
 from ..errors import InputError, Interrupted, ToolDistillError
 from ..progress import ProgressCallback, ProgressEvent, noop
 from .encoder_config import PACKAGED_MINILM, Config, EncoderRunConfig
-from .encoder_router import (FORMAT, HEAD_FILE, NONE_KEY, ROUTER_FILE, EncoderRouter, Thresholds,
-                             calibrate_thresholds, predict_probabilities, set_key, tool_set, tool_set_metrics)
+from .encoder_router import (EXEMPLARS_FILE, FORMAT, HEAD_FILE, NONE_KEY, ROUTER_FILE, EncoderRouter, Thresholds,
+                             calibrate_thresholds, nearest_similarity, predict_outputs, predict_probabilities, set_key,
+                             tool_set)
 from .runs import TrainRequest, TrainResult, create_run, finish_run, get_run, new_run_id, runs_dir, update_run
 
 log = logging.getLogger(__name__)
@@ -137,8 +138,10 @@ def _build_model(config: EncoderRunConfig, labels: list[str]) -> tuple[Any, Any,
                 super().__init__()
                 self.model = model
 
-            def forward(self, input_ids, attention_mask):
-                return self.model(input_ids=input_ids, attention_mask=attention_mask).logits
+            def forward(self, input_ids, attention_mask, with_features=False):
+                out = self.model(input_ids=input_ids, attention_mask=attention_mask,
+                                 output_hidden_states=with_features)
+                return out.logits, (mean_pool(out.hidden_states[-1], attention_mask) if with_features else None)
 
         trainable = Trainable()
         head_names = ("classifier", "pooler")
@@ -156,9 +159,10 @@ def _build_model(config: EncoderRunConfig, labels: list[str]) -> tuple[Any, Any,
                 super().__init__()
                 self.encoder, self.classifier = model, classifier
 
-            def forward(self, input_ids, attention_mask):
+            def forward(self, input_ids, attention_mask, with_features=False):
                 hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-                return self.classifier(dropout(mean_pool(hidden, attention_mask)))
+                pooled = mean_pool(hidden, attention_mask)
+                return self.classifier(dropout(pooled)), pooled
 
         trainable = Trainable()
         head = list(classifier.parameters())
@@ -188,10 +192,10 @@ def _optimizer(config: EncoderRunConfig, trainable: Any, encoder: list, head: li
 
     o = config.optim
     groups = [
-        {"params": [p for p in encoder if not no_decay(p)], "lr": o.lr, "weight_decay": o.weight_decay},
-        {"params": [p for p in encoder if no_decay(p)], "lr": o.lr, "weight_decay": 0.0},
-        {"params": [p for p in head if not no_decay(p)], "lr": o.head_lr, "weight_decay": o.weight_decay},
-        {"params": [p for p in head if no_decay(p)], "lr": o.head_lr, "weight_decay": 0.0},
+        {"params": [p for p in encoder if not no_decay(p)], "lr": o.learning_rate, "weight_decay": o.weight_decay},
+        {"params": [p for p in encoder if no_decay(p)], "lr": o.learning_rate, "weight_decay": 0.0},
+        {"params": [p for p in head if not no_decay(p)], "lr": o.head_learning_rate, "weight_decay": o.weight_decay},
+        {"params": [p for p in head if no_decay(p)], "lr": o.head_learning_rate, "weight_decay": 0.0},
     ]
     opt = torch.optim.AdamW([g for g in groups if g["params"]])
     warmup = max(1, int(total_steps * o.warmup_ratio))
@@ -277,7 +281,7 @@ def train_encoder(examples_train: Sequence[Example], examples_val: Sequence[Exam
         losses = []
         for batch in _batches([len(x) for x in ids], config.optim.batch_size, rng):
             enc = tokenizer.pad({"input_ids": [ids[i] for i in batch]}, return_tensors="pt")
-            logits = model(enc["input_ids"].to(device), enc["attention_mask"].to(device))
+            logits, _ = model(enc["input_ids"].to(device), enc["attention_mask"].to(device))
             loss = loss_fn(logits, y[batch].to(device))
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -320,6 +324,18 @@ def train_encoder(examples_train: Sequence[Example], examples_val: Sequence[Exam
     model.eval()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    if config.eval.similarity_gate and val:
+        progress(ProgressEvent("similarity gate", 0, 1, message="embedding train queries for the similarity gate"))
+        in_scope = [t for t, tools in train if tools]
+        _, exemplars = predict_outputs(model, tokenizer, meta, in_scope, batch_size=128, device=device, features=True)
+        probs, feats = predict_outputs(model, tokenizer, meta, [t for t, _ in val], batch_size=128, device=device,
+                                       features=True)
+        thresholds = _calibrate(probs, labels, [s for _, s in val], config, max_tools,
+                                similarity=nearest_similarity(feats, exemplars))
+        from safetensors.numpy import save_file
+
+        save_file({"embeddings": exemplars.astype(np.float16)}, str(out_dir / EXEMPLARS_FILE))
+        progress(ProgressEvent("similarity gate", 1, 1))
     from ..embeddings import quiet_transformers
 
     with quiet_transformers():
@@ -332,17 +348,19 @@ def train_encoder(examples_train: Sequence[Example], examples_val: Sequence[Exam
         "student": "encoder", "head": config.head.kind, "pooling": config.model.pooling, "outputs": len(labels),
         "max_tools": max_tools, "n_train": len(train), "n_val": len(val), "best_epoch": best_epoch,
         "epochs_run": len(history), "train_seconds": round(train_seconds, 1), "device": device,
-        "thresholds": {"no_tool": thresholds.no_tool, "tool": thresholds.tool, "objective": thresholds.objective},
+        "thresholds": {"no_tool": thresholds.no_tool, "tool": thresholds.tool, "similarity": thresholds.similarity,
+                       "objective": thresholds.objective},
         "val": thresholds.metrics, "history": history,
     }
     return metrics
 
 
 def _calibrate(probs: np.ndarray, labels: list[str], gold: list[tuple], config: EncoderRunConfig,
-               max_tools: int) -> Thresholds:
+               max_tools: int, similarity: np.ndarray | None = None) -> Thresholds:
     return calibrate_thresholds(probs, labels, gold, head=config.head.kind, objective=config.eval.objective,
                                 max_tools=max_tools, no_tool_threshold=config.eval.no_tool_threshold,
-                                tool_threshold=config.eval.tool_threshold)
+                                tool_threshold=config.eval.tool_threshold, no_tool_weight=config.eval.no_tool_weight,
+                                similarity=similarity)
 
 
 def _router_json(config: EncoderRunConfig, labels: list[str], th: Thresholds, max_tools: int,
@@ -350,12 +368,16 @@ def _router_json(config: EncoderRunConfig, labels: list[str], th: Thresholds, ma
     return {
         "format": FORMAT, "version": 1, "head": config.head.kind, "pooling": config.model.pooling,
         "labels": labels, "no_tool_threshold": th.no_tool, "tool_threshold": th.tool, "max_tools": max_tools,
+        "similarity_threshold": th.similarity,
+        "exemplars": EXEMPLARS_FILE if th.similarity is not None else None,
         "max_length": config.data.max_length, "catalog_hash": catalog.hash, "catalog_name": catalog.name,
         "base_model": config.model.base_model, "calibration": {"objective": th.objective, "val": th.metrics},
         "decision": ("best tool, plus other tools with p >= tool_threshold (at most max_tools); no tool if the best "
                      "p < no_tool_threshold" if config.head.kind == "sigmoid" else
                      "most probable tool set ('+'-joined names); no tool if it is '<none>' or its p < "
-                     "no_tool_threshold"),
+                     "no_tool_threshold") + ("; also no tool if the cosine between the query's mean-pooled last "
+                                             "hidden state and its nearest row of exemplars.safetensors is < "
+                                             "similarity_threshold" if th.similarity is not None else ""),
     }
 
 
@@ -365,7 +387,8 @@ _README = """\
 A sentence encoder fine-tuned by tooldistill to choose the tool set for a request (one tool, several, or none).
 Head: **{head}** over {outputs} outputs, pooling: **{pooling}**, max length {max_length} tokens, seed {seed}.
 `router.json` holds the label names (`labels`), the thresholds and the decision rule; thresholds were calibrated on
-the validation split: `no_tool_threshold` = {no_tool}, `tool_threshold` = {tool}, `max_tools` = {max_tools}.
+the validation split: `no_tool_threshold` = {no_tool}, `tool_threshold` = {tool}, `max_tools` = {max_tools},
+`similarity_threshold` = {similarity}.
 
 Decision: {decision}.
 
@@ -373,6 +396,7 @@ Decision: {decision}.
 
 ```python
 import json, torch
+from safetensors.numpy import load_file
 from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
 
 path = "."  # this folder
@@ -380,14 +404,19 @@ meta = json.load(open(f"{{path}}/router.json"))
 tok = AutoTokenizer.from_pretrained(path)
 enc = tok(["what's the weather in Oslo?"], padding=True, truncation=True, max_length=meta["max_length"],
           return_tensors="pt")
+mask = enc["attention_mask"].unsqueeze(-1).float()
 with torch.no_grad():
 {load}
 probs = {act}[0]
 best = int(probs.argmax())
+tools = [meta["labels"][best]]                   # softmax head: a '+'-joined set, '<none>' = no tool
 if probs[best] < meta["no_tool_threshold"]:
     tools = []                                   # no tool fits
-else:
-    tools = [meta["labels"][best]]               # softmax head: a '+'-joined set, '<none>' = no tool
+if meta["similarity_threshold"] is not None:     # the similarity gate
+    emb = torch.nn.functional.normalize(pooled, dim=-1)[0].numpy()
+    exemplars = load_file(f"{{path}}/exemplars.safetensors")["embeddings"].astype("float32")
+    if float((exemplars @ emb).max()) < meta["similarity_threshold"]:
+        tools = []
 ```
 {pipeline}
 With tooldistill installed: `EncoderRouter(path).route(["..."])` returns labels, and
@@ -402,22 +431,23 @@ With `pooling: cls` the folder is a standard sequence classifier, so `pipeline` 
 
 
 def _readme(router: dict, config: EncoderRunConfig) -> str:
-    indent = "    "
+    i = "    "
     if router["pooling"] == "cls":
-        load = f"{indent}model = AutoModelForSequenceClassification.from_pretrained(path).eval()\n" \
-               f"{indent}logits = model(**enc).logits"
+        load = (f"{i}out = AutoModelForSequenceClassification.from_pretrained(path).eval()(**enc, "
+                f"output_hidden_states=True)\n"
+                f"{i}logits = out.logits\n"
+                f"{i}pooled = (out.hidden_states[-1] * mask).sum(1) / mask.sum(1)")
     else:
-        load = (f"{indent}from safetensors.torch import load_file\n"
-                f"{indent}encoder, head = AutoModel.from_pretrained(path).eval(), load_file(f\"{{path}}/head.safetensors\")\n"
-                f"{indent}hidden = encoder(**enc).last_hidden_state\n"
-                f"{indent}mask = enc[\"attention_mask\"].unsqueeze(-1).float()\n"
-                f"{indent}logits = ((hidden * mask).sum(1) / mask.sum(1)) @ head[\"weight\"].T + head[\"bias\"]")
+        load = (f"{i}head = load_file(f\"{{path}}/head.safetensors\")\n"
+                f"{i}hidden = AutoModel.from_pretrained(path).eval()(**enc).last_hidden_state\n"
+                f"{i}pooled = (hidden * mask).sum(1) / mask.sum(1)\n"
+                f"{i}logits = pooled @ torch.from_numpy(head[\"weight\"]).T + torch.from_numpy(head[\"bias\"])")
     act = "torch.sigmoid(logits)" if router["head"] == "sigmoid" else "torch.softmax(logits, -1)"
     return _README.format(head=router["head"], pooling=router["pooling"], outputs=len(router["labels"]),
                           no_tool=router["no_tool_threshold"], tool=router["tool_threshold"],
-                          max_tools=router["max_tools"], max_length=router["max_length"], load=load, act=act,
-                          decision=router["decision"], seed=config.seed,
-                          pipeline=_PIPELINE if router["pooling"] == "cls" else "")
+                          similarity=router["similarity_threshold"], max_tools=router["max_tools"],
+                          max_length=router["max_length"], load=load, act=act, decision=router["decision"],
+                          seed=config.seed, pipeline=_PIPELINE if router["pooling"] == "cls" else "")
 
 
 # ------------------------------------------------------------------ runs

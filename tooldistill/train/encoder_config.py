@@ -7,7 +7,7 @@ defaults < the YAML file < ``--set key=value`` overrides; unknown keys are error
     seed: 0
     head: {kind: sigmoid}          # multi-label over tools; "no tool" when the best tool is under the threshold
     data: {max_length: 48}
-    optim: {epochs: 6, batch_size: 32, lr: 1.0e-4}
+    optim: {epochs: 6, batch_size: 32, learning_rate: 1.0e-4}
     eval: {patience: 2, objective: balanced}
 """
 
@@ -55,8 +55,9 @@ class EncoderDataOptions(_Group):
 class EncoderOptimOptions(_Group):
     epochs: int = Field(default=6, ge=1, description="Most passes over train (early stopping may end sooner).")
     batch_size: int = Field(default=32, ge=1, description="Queries per step.")
-    lr: float = Field(default=1e-4, gt=0, description="AdamW learning rate of the encoder.")
-    head_lr: float = Field(default=2e-3, gt=0, description="Learning rate of the classifier (fresh weights learn faster).")
+    learning_rate: float = Field(default=1e-4, gt=0, description="AdamW learning rate of the encoder.")
+    head_learning_rate: float = Field(default=2e-3, gt=0,
+                                      description="Learning rate of the classifier (fresh weights learn faster).")
     weight_decay: float = Field(default=0.01, ge=0, description="AdamW weight decay (not on biases and LayerNorms).")
     warmup_ratio: float = Field(default=0.06, ge=0, lt=1, description="Share of steps with a linear warmup.")
     max_grad_norm: float = Field(default=1.0, gt=0, description="Gradient clipping norm.")
@@ -73,6 +74,14 @@ class EncoderEvalOptions(_Group):
     tool_threshold: float | None = Field(default=None, ge=0, le=1,
                                          description="sigmoid head: fix the extra-tool threshold instead of "
                                                      "calibrating it.")
+    no_tool_weight: float = Field(default=0.5, gt=0, lt=1,
+                                  description="balanced objective: weight of no-tool recall against in-scope "
+                                              "accuracy (0.5 = equal).")
+    similarity_gate: bool = Field(default=True,
+                                  description="Also say no tool when a query's nearest training query (cosine of "
+                                              "the fine-tuned mean-pooled states) is under a calibrated threshold: "
+                                              "far-from-everything queries are rarely in scope. Stores the train "
+                                              "embeddings (fp16) beside the model.")
 
 
 class EncoderRunConfig(BaseModel):

@@ -27,6 +27,7 @@ from ..errors import ToolDistillError
 
 ROUTER_FILE = "router.json"
 HEAD_FILE = "head.safetensors"
+EXEMPLARS_FILE = "exemplars.safetensors"
 FORMAT = "tooldistill.encoder-router"
 NONE_KEY = "<none>"
 TOOL_THRESHOLD_GRID = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
@@ -82,10 +83,18 @@ def candidate_sets(probs: np.ndarray, labels: Sequence[str], *, head: str, tool_
 
 
 def decide(probs: np.ndarray, labels: Sequence[str], *, head: str, no_tool_threshold: float,
-           tool_threshold: float | None = None, max_tools: int = 1) -> list[ToolSet]:
-    """The tool set of each row under the router's rule (see the module docstring); ``()`` means no tool."""
+           tool_threshold: float | None = None, max_tools: int = 1, similarity: np.ndarray | None = None,
+           similarity_threshold: float | None = None) -> list[ToolSet]:
+    """The tool set of each row under the router's rule (see the module docstring); ``()`` means no tool.
+
+    ``similarity`` (each row's cosine to its nearest training query) with ``similarity_threshold`` adds the
+    similarity gate: a row under it gets no tool whatever its probabilities.
+    """
     sets, scores = candidate_sets(probs, labels, head=head, tool_threshold=tool_threshold, max_tools=max_tools)
-    return [() if score < no_tool_threshold else s for s, score in zip(sets, scores)]
+    accept = np.asarray(scores) >= no_tool_threshold
+    if similarity is not None and similarity_threshold is not None:
+        accept &= np.asarray(similarity) >= similarity_threshold
+    return [s if ok else () for s, ok in zip(sets, accept)]
 
 
 def tool_set_metrics(predicted: Sequence[ToolSet], gold: Sequence[ToolSet]) -> dict[str, Any]:
@@ -125,37 +134,45 @@ class Thresholds:
     objective: str
     score: float
     metrics: dict = field(default_factory=dict)
+    similarity: float | None = None
+    """The similarity gate's threshold (None: no gate)."""
 
 
 def _objective_curve(sets: list[ToolSet], scores: np.ndarray, gold: list[ToolSet], candidates: np.ndarray,
-                     objective: str) -> np.ndarray:
+                     objective: str, weight: float = 0.5, gate: np.ndarray | None = None) -> np.ndarray:
     has_tool = np.array([bool(g) for g in gold], dtype=bool)
     match = np.array([s == g and bool(g) for s, g in zip(sets, gold)], dtype=bool)
     said_none = np.array([not s for s in sets], dtype=bool)
     accept = scores[:, None] >= candidates[None, :]
+    if gate is not None:
+        accept &= gate[:, None]
     correct_tool = (match[:, None] & accept)[has_tool]
     correct_none = (said_none[:, None] | ~accept)[~has_tool]
     if objective == "accuracy" or not has_tool.any() or has_tool.all():
         total = correct_tool.sum(0) + correct_none.sum(0)
         return total / max(1, len(gold))
-    return 0.5 * (correct_tool.mean(0) + correct_none.mean(0))
+    return (1 - weight) * correct_tool.mean(0) + weight * correct_none.mean(0)
 
 
 def calibrate_thresholds(probs: np.ndarray, labels: Sequence[str], gold: Sequence[ToolSet], *, head: str,
                          objective: str = "balanced", max_tools: int = 1, no_tool_threshold: float | None = None,
-                         tool_threshold: float | None = None) -> Thresholds:
+                         tool_threshold: float | None = None, no_tool_weight: float = 0.5,
+                         similarity: np.ndarray | None = None) -> Thresholds:
     """Choose the no-tool threshold (and the sigmoid head's extra-tool threshold) that maximise ``objective``.
 
     Args:
         probs: (rows, outputs) validation probabilities; ``labels`` names the outputs.
         gold: each row's gold tool set (``()`` = no tool).
         head: ``sigmoid`` or ``softmax``.
-        objective: ``balanced`` (mean of in-scope tool-set accuracy and no-tool recall) or ``accuracy``.
+        objective: ``balanced`` (``no_tool_weight`` x no-tool recall + the rest x in-scope tool-set accuracy) or
+            ``accuracy`` (plain accuracy over the rows as they come).
         max_tools: largest tool set seen in training (1 disables the extra-tool threshold).
         no_tool_threshold, tool_threshold: fixed values that are kept instead of searched.
+        similarity: each row's cosine to its nearest training query; when given, a similarity-gate threshold is
+            searched too (jointly with the no-tool threshold; "no gate" is among the candidates).
 
-    Returns: :class:`Thresholds`. Among equally good no-tool thresholds it takes the middle of the best plateau,
-    placed halfway between two observed scores, so a small shift in scores does not flip many decisions.
+    Returns: :class:`Thresholds`. Among equally good thresholds it takes the middle of the best plateau, placed
+    halfway between two observed scores, so a small shift in scores does not flip many decisions.
     """
     gold = [tuple(sorted(set(g))) for g in gold]
     probs = np.asarray(probs, dtype=np.float64)
@@ -165,28 +182,45 @@ def calibrate_thresholds(probs: np.ndarray, labels: Sequence[str], gold: Sequenc
         tool_grid = [tool_threshold]
     else:
         tool_grid = TOOL_THRESHOLD_GRID
+    sims = None if similarity is None else np.asarray(similarity, dtype=np.float64)
+    sim_grid = [None] if sims is None else [None, *_midpoints(sims, 200)]
     best: Thresholds | None = None
     for tau in tool_grid:
         sets, scores = candidate_sets(probs, labels, head=head, tool_threshold=tau, max_tools=max_tools)
-        if no_tool_threshold is not None:
-            nu = float(no_tool_threshold)
-            value = float(_objective_curve(sets, scores, gold, np.array([nu]), objective)[0])
-        else:
-            nu, value = _best_no_tool_threshold(sets, scores, gold, objective)
+        results = []
+        for sigma in sim_grid:
+            gate = None if sigma is None else sims >= sigma
+            if no_tool_threshold is not None:
+                nu = float(no_tool_threshold)
+                value = float(_objective_curve(sets, scores, gold, np.array([nu]), objective, no_tool_weight,
+                                               gate)[0])
+            else:
+                nu, value = _best_no_tool_threshold(sets, scores, gold, objective, no_tool_weight, gate)
+            results.append((value, nu, sigma))
+        top = max(r[0] for r in results)
+        ties = [r for r in results if r[0] >= top - 1e-12]
+        value, nu, sigma = ties[len(ties) // 2] if ties[0][2] is not None else ties[0]
         if best is None or value > best.score + 1e-12:
-            chosen = [() if s < nu else p for p, s in zip(sets, scores)]
-            best = Thresholds(nu, tau, objective, value, tool_set_metrics(chosen, gold))
+            chosen = decide(probs, labels, head=head, no_tool_threshold=nu, tool_threshold=tau, max_tools=max_tools,
+                            similarity=sims, similarity_threshold=sigma)
+            best = Thresholds(nu, tau, objective, value, tool_set_metrics(chosen, gold), sigma)
     assert best is not None
     return best
 
 
-def _best_no_tool_threshold(sets: list[ToolSet], scores: np.ndarray, gold: list[ToolSet],
-                            objective: str) -> tuple[float, float]:
+def _midpoints(values: np.ndarray, most: int) -> list[float]:
+    """Up to ``most`` thresholds halfway between consecutive distinct quantiles of ``values``."""
+    qs = np.unique(np.quantile(values, np.linspace(0, 1, most + 1)))
+    return [float(x) for x in (qs[:-1] + qs[1:]) / 2]
+
+
+def _best_no_tool_threshold(sets: list[ToolSet], scores: np.ndarray, gold: list[ToolSet], objective: str,
+                            weight: float = 0.5, gate: np.ndarray | None = None) -> tuple[float, float]:
     uniq = np.unique(scores)
     if len(uniq) > MAX_NO_TOOL_CANDIDATES:
         uniq = np.unique(np.quantile(scores, np.linspace(0, 1, MAX_NO_TOOL_CANDIDATES)))
     candidates = np.concatenate([[0.0], uniq])
-    curve = _objective_curve(sets, scores, gold, candidates, objective)
+    curve = _objective_curve(sets, scores, gold, candidates, objective, weight, gate)
     top = curve.max()
     best = np.flatnonzero(curve >= top - 1e-12)
     run_end = best[0]
@@ -259,6 +293,11 @@ class EncoderRouter:
 
             torch.set_num_threads(threads)
         self._tokenizer, self._model = _load_model(path, self.meta, device)
+        self._exemplars = None
+        if self.meta.get("similarity_threshold") is not None:
+            from safetensors.numpy import load_file
+
+            self._exemplars = load_file(str(path / EXEMPLARS_FILE))["embeddings"].astype(np.float32)
 
     @classmethod
     def from_run(cls, run_id: str, *, db: Any, **kwargs: Any) -> "EncoderRouter":
@@ -275,8 +314,21 @@ class EncoderRouter:
 
     def probabilities(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
         """(len(texts), outputs) probabilities of the head, in input order."""
-        return predict_probabilities(self._model, self._tokenizer, self.meta, texts, batch_size=batch_size,
-                                     device=self.device)
+        return self.outputs(texts, batch_size=batch_size)[0]
+
+    def outputs(self, texts: Sequence[str], *, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray | None]:
+        """Head probabilities and each text's cosine to its nearest training query (None without the gate)."""
+        probs, feats = predict_outputs(self._model, self._tokenizer, self.meta, texts, batch_size=batch_size,
+                                       device=self.device, features=self._exemplars is not None)
+        sims = nearest_similarity(feats, self._exemplars) if feats is not None else None
+        return probs, sims
+
+    def decide(self, probs: np.ndarray, similarity: np.ndarray | None = None) -> list[ToolSet]:
+        """The router's tool sets for precomputed outputs (see :meth:`outputs`)."""
+        m = self.meta
+        return decide(probs, self.labels, head=m["head"], no_tool_threshold=float(m["no_tool_threshold"]),
+                      tool_threshold=m.get("tool_threshold"), max_tools=int(m.get("max_tools", 1)),
+                      similarity=similarity, similarity_threshold=m.get("similarity_threshold"))
 
     def predict(self, texts: Sequence[str], *, batch_size: int = 64, top_k: int = 5) -> list[EncoderPrediction]:
         """Route ``texts``: each gets a label, its ``top_k`` output probabilities and its batch's wall time (ms)."""
@@ -284,8 +336,8 @@ class EncoderRouter:
         for start in range(0, len(texts), batch_size):
             chunk = list(texts[start:start + batch_size])
             t0 = time.perf_counter()
-            probs = self.probabilities(chunk, batch_size=batch_size)
-            sets = self._decide(probs)
+            probs, sims = self.outputs(chunk, batch_size=batch_size)
+            sets = self.decide(probs, sims)
             ms = 1000 * (time.perf_counter() - t0)
             for row, tools in zip(probs, sets):
                 top = np.argsort(-row)[:top_k]
@@ -296,11 +348,6 @@ class EncoderRouter:
     def route(self, texts: Sequence[str], *, batch_size: int = 64) -> list[Label]:
         """One :class:`~tooldistill.catalog.Label` per text (tool calls with empty args; ``[]`` = no tool)."""
         return [p.label for p in self.predict(texts, batch_size=batch_size, top_k=1)]
-
-    def _decide(self, probs: np.ndarray) -> list[ToolSet]:
-        m = self.meta
-        return decide(probs, self.labels, head=m["head"], no_tool_threshold=float(m["no_tool_threshold"]),
-                      tool_threshold=m.get("tool_threshold"), max_tools=int(m.get("max_tools", 1)))
 
 
 def _load_model(path: Path, meta: dict, device: str) -> tuple[Any, Any]:
@@ -314,58 +361,110 @@ def _load_model(path: Path, meta: dict, device: str) -> tuple[Any, Any]:
     with quiet_transformers():
         tokenizer = AutoTokenizer.from_pretrained(path)
         if meta["pooling"] == "cls":
-            model = AutoModelForSequenceClassification.from_pretrained(path)
+            model: Any = ClsClassifier(AutoModelForSequenceClassification.from_pretrained(path))
         else:
             from safetensors.torch import load_file
 
-            model = _MeanPoolClassifier(AutoModel.from_pretrained(path), load_file(str(path / HEAD_FILE)))
+            model = MeanPoolClassifier(AutoModel.from_pretrained(path), load_file(str(path / HEAD_FILE)))
     return tokenizer, model.to(device).eval()
 
 
-class _MeanPoolClassifier:
+class ClsClassifier:
+    """A ``*ForSequenceClassification`` model called as ``(input_ids, attention_mask) -> (logits, features)``.
+
+    Features are the mean-pooled last hidden states, L2-normalised (what the similarity gate compares).
+    """
+
+    def __init__(self, model: Any):
+        self.model = model
+
+    def to(self, device: str) -> "ClsClassifier":
+        self.model.to(device)
+        return self
+
+    def eval(self) -> "ClsClassifier":
+        self.model.eval()
+        return self
+
+    def __call__(self, input_ids: Any, attention_mask: Any, with_features: bool = False) -> tuple[Any, Any]:
+        from ..embeddings import mean_pool
+
+        out = self.model(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=with_features)
+        feats = mean_pool(out.hidden_states[-1], attention_mask) if with_features else None
+        return out.logits, feats
+
+
+class MeanPoolClassifier:
     """An encoder + linear head over mean-pooled token states (the ``pooling: mean`` folder layout)."""
 
     def __init__(self, encoder: Any, head: dict):
         self.encoder, self.weight, self.bias = encoder, head["weight"], head["bias"]
 
-    def to(self, device: str) -> "_MeanPoolClassifier":
+    def to(self, device: str) -> "MeanPoolClassifier":
         self.encoder.to(device)
         self.weight, self.bias = self.weight.to(device), self.bias.to(device)
         return self
 
-    def eval(self) -> "_MeanPoolClassifier":
+    def eval(self) -> "MeanPoolClassifier":
         self.encoder.eval()
         return self
 
-    def __call__(self, input_ids: Any, attention_mask: Any) -> Any:
+    def __call__(self, input_ids: Any, attention_mask: Any, with_features: bool = False) -> tuple[Any, Any]:
         from ..embeddings import mean_pool
 
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        return mean_pool(hidden, attention_mask) @ self.weight.T + self.bias
+        pooled = mean_pool(hidden, attention_mask)
+        return pooled @ self.weight.T + self.bias, pooled
 
 
-def predict_probabilities(model: Any, tokenizer: Any, meta: dict, texts: Sequence[str], *, batch_size: int = 64,
-                          device: str = "cpu") -> np.ndarray:
-    """Probabilities of a loaded encoder router (sigmoid or softmax per ``meta["head"]``), in input order."""
+def predict_outputs(model: Any, tokenizer: Any, meta: dict, texts: Sequence[str], *, batch_size: int = 64,
+                    device: str = "cpu", features: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+    """Head probabilities (sigmoid or softmax per ``meta["head"]``) and, with ``features``, the L2-normalised
+    mean-pooled states of a loaded encoder router, in input order.
+
+    ``model`` is called as ``model(input_ids, attention_mask, with_features) -> (logits, features)``.
+    """
     import torch
 
     texts = [str(t) for t in texts]
-    out = np.zeros((len(texts), len(meta["labels"])), dtype=np.float32)
+    probs = np.zeros((len(texts), len(meta["labels"])), dtype=np.float32)
+    feats = None
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     with torch.inference_mode():
         for start in range(0, len(texts), batch_size):
             idx = order[start:start + batch_size]
             enc = tokenizer([texts[i] for i in idx], padding=True, truncation=True,
                             max_length=int(meta["max_length"]), return_tensors="pt").to(device)
-            logits = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])
-            logits = getattr(logits, "logits", logits).float()
-            probs = torch.sigmoid(logits) if meta["head"] == "sigmoid" else torch.softmax(logits, dim=-1)
-            out[idx] = probs.cpu().numpy()
+            logits, pooled = model(enc["input_ids"], enc["attention_mask"], features)
+            logits = logits.float()
+            p = torch.sigmoid(logits) if meta["head"] == "sigmoid" else torch.softmax(logits, dim=-1)
+            probs[idx] = p.cpu().numpy()
+            if features:
+                pooled = torch.nn.functional.normalize(pooled.float(), dim=-1).cpu().numpy()
+                if feats is None:
+                    feats = np.zeros((len(texts), pooled.shape[1]), dtype=np.float32)
+                feats[idx] = pooled
+    return probs, feats
+
+
+def predict_probabilities(model: Any, tokenizer: Any, meta: dict, texts: Sequence[str], *, batch_size: int = 64,
+                          device: str = "cpu") -> np.ndarray:
+    """Head probabilities of a loaded encoder router, in input order (see :func:`predict_outputs`)."""
+    return predict_outputs(model, tokenizer, meta, texts, batch_size=batch_size, device=device)[0]
+
+
+def nearest_similarity(features: np.ndarray, exemplars: np.ndarray, *, chunk: int = 4096) -> np.ndarray:
+    """Each row's cosine to its nearest exemplar (both L2-normalised), computed in chunks to bound memory."""
+    out = np.full(len(features), -1.0, dtype=np.float32)
+    ex = exemplars.astype(np.float32, copy=False)
+    for start in range(0, len(ex), chunk):
+        np.maximum(out, (features @ ex[start:start + chunk].T).max(axis=1), out=out)
     return out
 
 
 __all__ = [
-    "ROUTER_FILE", "HEAD_FILE", "FORMAT", "NONE_KEY", "ToolSet", "tool_set", "set_key", "key_set",
+    "ROUTER_FILE", "HEAD_FILE", "EXEMPLARS_FILE", "FORMAT", "ClsClassifier", "MeanPoolClassifier",
+    "predict_outputs", "nearest_similarity", "NONE_KEY", "ToolSet", "tool_set", "set_key", "key_set",
     "candidate_sets", "decide", "tool_set_metrics", "Thresholds", "calibrate_thresholds",
     "EncoderPrediction", "EncoderRouter", "read_router_json", "predict_probabilities",
 ]
