@@ -34,30 +34,46 @@ def _short(label) -> str:
 
 
 def _flags_table(flags, title: str) -> Table:
-    table = Table("#", "query", "score", "text", "label", "suggested", "signals", title=title)
+    table = Table(title=title, expand=True)
+    table.add_column("#", justify="right", no_wrap=True, min_width=3)
+    table.add_column("query", justify="right", no_wrap=True, min_width=5)
+    table.add_column("score", justify="right", no_wrap=True, min_width=5)
+    for name, ratio in (("text", 3), ("label", 2), ("suggested", 2)):
+        table.add_column(name, ratio=ratio, no_wrap=True, overflow="ellipsis", min_width=8)
+    table.add_column("signals", ratio=2, no_wrap=True, overflow="ellipsis", min_width=8)
     for f in flags:
         suggested = _short(f.suggested) if f.suggested is not None else (f"{f.suggested_class} (tools only)"
                                                                          if f.suggested_class else "-")
-        table.add_row(str(f.rank), str(f.query_id), f"{f.score:.2f}", escape(f.text[:60]), escape(_short(f.label)),
-                      escape(suggested), ", ".join(f.signals))
+        table.add_row(str(f.rank), str(f.query_id), f"{f.score:.2f}", escape(f.text), escape(_short(f.label)),
+                      escape(suggested), ",".join(f.signals))
     return table
 
 
-def _signals_table(signals: dict) -> Table:
-    table = Table("signal", "fired", "supporting", "in flags", "only it", "checked", "note", title="signals")
+def _signal_note(name: str, s: dict) -> str:
+    if s["skipped"]:
+        return f"skipped: {s['skipped']}"
+    inf = s.get("info") or {}
+    if name == "confident":
+        return (f"{inf.get('view')} view, {inf.get('classes')} classes; cleanlab estimates {inf.get('estimated_issues')} "
+                f"label issues among {inf.get('rows'):,} rows; the classifiers agree with {inf.get('accuracy_vs_labels', 0):.1%} "
+                "of the labels")
+    if name == "duplicates":
+        return f"{inf.get('clusters', 0)} clusters from {inf.get('source', '?')}"
+    if name == "arguments":
+        return f"extractive arguments: {', '.join(inf.get('extractive', {})) or 'none found yet'}"
+    return ""
+
+
+def _render_signals(signals: dict) -> None:
+    table = Table("signal", "fired", "supporting", "in flags", "only it", "checked", title="signals")
     for name, s in signals.items():
-        note = s["skipped"] or ""
-        inf = s.get("info") or {}
-        if name == "confident" and not s["skipped"]:
-            note = (f"cleanlab estimated {inf.get('estimated_issues')} issues among {inf.get('rows')} rows, "
-                    f"{inf.get('classes')} tool sets; classifier agrees with {inf.get('accuracy_vs_labels', 0):.1%}")
-        elif name == "duplicates" and not s["skipped"]:
-            note = f"{inf.get('clusters', 0)} clusters ({inf.get('source', '')})"
-        elif name == "arguments" and not s["skipped"]:
-            note = f"extractive: {', '.join(inf.get('extractive', {})) or 'none found'}"
         table.add_row(name, f"{s['fired']:,}", f"{s.get('supporting', 0):,}", f"{s.get('in_flags', 0):,}",
-                      f"{s['only']:,}", f"{s['checked']:,}", escape(note))
-    return table
+                      f"{s['only']:,}", f"{s['checked']:,}")
+    out.print(table)
+    for name, s in signals.items():
+        note = _signal_note(name, s)
+        if note:
+            out.print(f"  {name}: {escape(note)}", highlight=False)
 
 
 @app.command("audit")
@@ -117,7 +133,7 @@ def audit_cmd(
                                   f"audited queries ({report.seconds:.1f}s)"))
     if len(report.flags) > len(shown):
         out.print(f"... {len(report.flags) - len(shown):,} more (curate flags --limit N, or --json)")
-    out.print(_signals_table(report.signals))
+    _render_signals(report.signals)
     if report.settled_skipped:
         info(f"{report.settled_skipped:,} queries already reviewed or adjudicated were not flagged "
              "(--include-reviewed to audit them too)", ctx)
@@ -163,19 +179,42 @@ def flags_cmd(
                                   + ", ".join(f"{n:,} {s}" for s, n in sorted(counts.items()))))
 
 
-def _render_flag(flag, index: int, total: int) -> None:
-    from rich.panel import Panel
-
+def _render_flag(flag, index: int, total: int, current) -> None:
     lines = [f"[bold]{escape(flag.text)}[/bold]", "",
-             f"label      {escape(_short(flag.label))}",
-             f"suggested  {escape(_short(flag.suggested)) if flag.suggested is not None else '-'}"
-             + (f"  ({escape(flag.suggested_class)}, tools only)" if flag.suggested is None and flag.suggested_class
-                else ""),
-             f"score      {flag.score:.2f}  signals: {', '.join(flag.signals)}"]
+             f"teacher    {escape(_short(flag.label))}"]
+    if current is not None and current.label is not None and current.label != flag.label:
+        lines.append(f"current    {escape(_short(current.label))}  ({current.source}; keep leaves this)")
+    suggested = escape(_short(flag.suggested)) if flag.suggested is not None else "-"
+    if flag.suggested is None and flag.suggested_class:
+        suggested += f"  ({escape(flag.suggested_class)}, tools only: fix to give the arguments)"
+    lines += [f"suggested  {suggested}", f"score      {flag.score:.2f}  signals: {', '.join(flag.signals)}"]
     for name, ev in flag.evidence.items():
-        brief = {k: v for k, v in ev.items() if k not in ("members", "answers", "examples")}
-        lines.append(f"  {name}: {escape(json.dumps(brief, ensure_ascii=False)[:160])}")
-    out.print(Panel("\n".join(lines), title=f"flag {index}/{total} · query {flag.query_id} · rank {flag.rank}"))
+        lines.append(f"  {name} ({ev.get('strength', 0):.2f}): {escape(_evidence_text(name, ev))}")
+    out.rule(f"flag {index}/{total} · query {flag.query_id} · rank {flag.rank}")
+    for line in lines:
+        out.print(line, highlight=False)
+
+
+def _evidence_text(name: str, ev: dict) -> str:
+    """One readable line of a signal's evidence."""
+    if name == "confident":
+        return (f"the classifiers give the label p={ev['p_label']:.2f}; most likely {ev['suggested']} "
+                f"(p={ev['p_suggested']:.2f})")
+    if name == "gold":
+        return f"gold is {ev['gold']}" + (f" (arguments differ: {', '.join(ev['args'])})" if ev.get("args") else "")
+    if name == "votes":
+        others = "; ".join(f"{a['model'] or '?'}: {a['label']}" for a in ev.get("answers", [])[:3])
+        return f"{ev['against']} of {ev['votes']} answers disagree ({others})"
+    if name == "duplicates":
+        example = ev.get("examples", [""])[0]
+        return f"{ev['agree']} of {ev['size'] - 1} near-duplicates say otherwise, e.g. {example!r}"
+    if name == "arguments":
+        if "schema" in ev:
+            return "; ".join(ev["schema"])
+        return f"{ev['argument']} = {ev['value']!r} {ev['problem']}"
+    if name == "student":
+        return f"the student predicts {ev['predicted']} (confidence {ev['confidence']:.2f})"
+    return json.dumps({k: v for k, v in ev.items() if k != "strength"}, ensure_ascii=False)
 
 
 def _ask_label(catalog):
@@ -246,14 +285,17 @@ def _review_loop(db, pending, reviewer) -> Counter:
 
     from ..curate.review import Decision, record_decision
 
+    from ..db import current_labels
+
     catalog = _catalog(db)
+    current = current_labels(db)
     decided: Counter = Counter()
     for i, flag in enumerate(pending, 1):
-        _render_flag(flag, i, len(pending))
+        _render_flag(flag, i, len(pending), current.get(flag.query_id))
         while True:
             choices = (["a"] if flag.suggested is not None else []) + ["f", "k", "r", "s", "q"]
-            prompt = ("[a]ccept  " if flag.suggested is not None else "") + \
-                "[f]ix  [k]eep  [r]eject query  [s]kip  [q]uit"
+            prompt = ("a=accept  " if flag.suggested is not None else "") + \
+                "f=fix  k=keep  r=reject query  s=skip  q=quit"
             choice = Prompt.ask(prompt, choices=choices, default=choices[0], show_choices=False, console=out)
             if choice == "q":
                 return decided

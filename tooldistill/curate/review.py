@@ -1,8 +1,9 @@
 """Review: a human settles audit flags. Decisions are stored as reviews, which win over every other label source.
 
 Decisions: ``accept`` (the flag's suggested label), ``fix`` (another label, validated against the catalogue),
-``keep`` (the audited label was right), ``reject`` (a bad query: it leaves every dataset), ``skip`` (decide later;
-recorded, but the flag stays pending). A decided flag moves to status ``reviewed``, together with every other
+``keep`` (leave the current label as it is: the teacher's, or gold's where the query has gold; settled by a human
+from now on), ``reject`` (a bad query: it leaves every dataset), ``skip`` (decide later; recorded, but the flag
+stays pending). To side with the teacher against gold, ``fix`` with the teacher's label. A decided flag moves to status ``reviewed``, together with every other
 undecided flag of the same query, so a review session can stop at any moment and resume where it left off.
 """
 
@@ -22,8 +23,8 @@ from .audit.store import Flag, get_flags, get_run, set_flag_status
 
 DECISIONS = ("accept", "fix", "keep", "reject")
 PENDING_STATUSES = ("open", "needs_review")
-_FILE_KEYS = {"query_id", "decision", "label", "note", "flag_id", "text", "current", "suggested_class", "score",
-              "signals"}
+_FILE_KEYS = {"query_id", "decision", "label", "note", "flag_id", "text", "teacher", "current", "suggested_class",
+              "score", "signals"}
 
 
 @dataclass
@@ -195,16 +196,21 @@ def apply_decisions(db: Database, path: str | Path, *, run_id: int | None = None
 
 def write_template(db: Database, path: str | Path, *, run_id: int | None = None, limit: int | None = None) -> int:
     """Write the pending flags as a decisions file to edit and apply: ``accept`` where there is a suggestion,
-    ``keep`` otherwise, with the query text, the current label and the evidence summary beside it.
+    ``keep`` otherwise, with the query text, the teacher's label (and the current one where precedence picks
+    another, e.g. gold), the score and the signals beside it.
 
     Returns: how many lines were written.
     """
     flags = pending_flags(db, run_id, limit=limit)
+    current = current_labels(db)
     with Path(path).open("w", encoding="utf-8") as fh:
         for f in flags:
             row = {"query_id": f.query_id, "decision": "accept" if f.suggested is not None else "keep",
                    "label": json.loads(f.suggested.to_json()) if f.suggested is not None else None,
-                   "text": f.text, "current": json.loads(f.label.to_json()), "score": round(f.score, 3),
-                   "signals": f.signals}
+                   "text": f.text, "teacher": json.loads(f.label.to_json())}
+            now = current.get(f.query_id)
+            if now is not None and now.label is not None and now.label != f.label:
+                row["current"] = {"source": now.source, "label": json.loads(now.label.to_json())}
+            row.update(score=round(f.score, 3), signals=f.signals)
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")
     return len(flags)
