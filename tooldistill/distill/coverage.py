@@ -33,7 +33,6 @@ STYLES = ("terse", "chatty", "typos", "non_native", "specifics")
 STYLE_TEXT = {
     "terse": "very short, a few words, no greeting or punctuation to speak of",
     "chatty": "conversational, with a greeting, context and politeness around the request",
-    "typo": "hurried typing: a few misspellings, missing apostrophes, odd casing",
     "typos": "hurried typing: a few misspellings, missing apostrophes, odd casing",
     "non_native": "written by a non-native English speaker: unusual word order and grammar, still clear",
     "specifics": "full of concrete details: numbers with units, dates, times, URLs, names",
@@ -81,6 +80,7 @@ class Cell:
 
 
 def cell_id(plan: str, tool: str, category: str, style: str) -> str:
+    """The id of a cell (``plan:tool|category|style``), also the ``template_id`` of the queries it brings."""
     return f"{plan}:{tool}|{category}|{style}"
 
 
@@ -169,6 +169,7 @@ def get_cells(db: Database, plan: str) -> list[Cell]:
 
 
 def plans(db: Database) -> list[str]:
+    """The names of the synthesis plans in ``db``, oldest first."""
     return [r[0] for r in db.execute("SELECT name FROM synth_plans ORDER BY created_at")]
 
 

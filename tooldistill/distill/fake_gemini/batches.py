@@ -34,6 +34,7 @@ LineAnswer = Callable[[random.Random, str, GenerateRequest], dict]
 
 
 def rfc3339(t: float) -> str:
+    """Epoch seconds as the API writes timestamps (RFC 3339, UTC, ``Z``)."""
     return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
@@ -158,6 +159,7 @@ def operation(batch: FakeBatch, *, with_output: bool = True) -> dict:
 
 
 def page_token(offset: int) -> str:
+    """An opaque page token for the listing position ``offset``."""
     return base64.urlsafe_b64encode(f"offset:{offset}".encode()).decode().rstrip("=")
 
 
