@@ -136,11 +136,10 @@ def adjudicate(db: Database, *, models: list[str] | None = None, include_teacher
     teacher = {qid: (lid, model, calls) for lid, qid, model, calls in db.execute(
         "SELECT id, query_id, model, calls FROM labels WHERE valid = 1 AND purpose = 'label' ORDER BY id")}
     previous = {qid: votes for qid, votes in db.execute("SELECT query_id, votes FROM adjudications ORDER BY id")}
-    report = AdjudicationReport()
+    report = AdjudicationReport(waiting=sorted(q for q in busy if query_ids is None or q in set(query_ids)))
     with db.atomic():
         for qid, votes in sorted(relabels.items()):
             if qid in busy:
-                report.waiting.append(qid)
                 continue
             if not any(v["valid"] for v in votes):
                 continue
