@@ -125,7 +125,8 @@ def bench(name: str, base: Path, *, steps: int, warmup: int, cpu: bool, override
             torch.cuda.reset_peak_memory_stats()
         model = load_base_model(base, precision=precision, bnb_config=to_bnb_config(config, precision))
         weights = torch.cuda.memory_allocated() if not cpu else None
-        n_params = sum(p.numel() for p in model.parameters())
+        # a Params4bit packs two 4-bit values per uint8 element: count the weights it stands for
+        n_params = sum(p.numel() * (2 if type(p).__name__ == "Params4bit" else 1) for p in model.parameters())
         timing = _timing_callback()
         trainer = build_trainer(model, tok, rows, [], config, precision, output_dir=work / f"{name}-ckpt",
                                 eos_token=fmt.end_of_turn)

@@ -292,8 +292,7 @@ def _open_run(db: Database, config: SFTRunConfig, data: TrainingData, run_id: st
     create_run(db, run_id=run_id, kind="train", config=config.model_dump(mode="json"),
                dataset_version=data.version, base_model=config.model.base_model, artifact_path=run_dir.resolve(),
                parent_run_id=request.parent_run_id,
-               inputs={**data.source, "catalog_hash": data.catalog.hash,
-                       **({"dataset": data.version} if "dataset" in data.source else {})})
+               inputs={**data.source, "catalog_hash": data.catalog.hash})
 
 
 def _fit(db: Database, config: SFTRunConfig, data: TrainingData, run_id: str, run_dir: Path, *, main: bool,
