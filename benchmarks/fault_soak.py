@@ -92,20 +92,25 @@ def setup(workdir: Path, n: int, *, seed: int, concurrency: int, client_rpm: int
     return workdir / "soak.db"
 
 
-def _labels(db_path: Path) -> int:
+def _count(db_path: Path, sql: str) -> int:
     conn = sqlite3.connect(db_path, timeout=30)
     try:
-        return conn.execute("SELECT count(*) FROM labels WHERE purpose = 'label'").fetchone()[0]
+        return conn.execute(sql).fetchone()[0]
     except sqlite3.OperationalError:
         return 0
     finally:
         conn.close()
 
 
+def _labels(db_path: Path) -> int:
+    return _count(db_path, "SELECT count(*) FROM labels WHERE purpose = 'label'")
+
+
 def supervise(cmd: list[str], env: dict, workdir: Path, run_no: int, *, db_path: Path, kill_at: int | None,
               rng: random.Random, exhaust: dict) -> dict:
-    """Run one ``distill run``; SIGKILL it once ``kill_at`` labels exist (plus a random few ms), and use up
-    the exhausted project's daily quota when ``exhaust["at"]`` labels exist."""
+    """Run one ``distill run``; SIGKILL it once ``kill_at`` labels exist and a request is in flight (a leased
+    job: the hard case, an answer may be paid and lost), after a random few ms; use up the exhausted project's
+    daily quota when ``exhaust["at"]`` labels exist."""
     with open(workdir / f"run{run_no}.out", "w") as out, open(workdir / f"run{run_no}.err", "w") as err:
         proc = subprocess.Popen(cmd, env=env, cwd=workdir, stdout=out, stderr=err)
         killed = False
@@ -115,13 +120,14 @@ def supervise(cmd: list[str], env: dict, workdir: Path, run_no: int, *, db_path:
                 for model in MODELS:
                     exhaust["server"].exhaust(EXHAUSTED_PROJECT, model)
                 exhaust.update(done=True, labels=done, time=time.time())
-            if kill_at is not None and done >= kill_at:
-                time.sleep(rng.uniform(0, 0.25))
+            if kill_at is not None and done >= kill_at and (
+                    _count(db_path, "SELECT count(*) FROM jobs WHERE state = 'leased'") or done >= kill_at + 50):
+                time.sleep(rng.uniform(0, 0.03))
                 proc.send_signal(signal.SIGKILL)
                 proc.wait()
                 killed = True
                 break
-            time.sleep(0.05)
+            time.sleep(0.01 if kill_at is not None and done >= kill_at else 0.05)
     return {"run": run_no, "rc": proc.returncode, "killed": killed, "labels_after": _labels(db_path)}
 
 
@@ -138,6 +144,10 @@ def figures(db_path: Path, log: list[dict], *, n: int, kills: int, concurrency: 
                            " AND l.calls = q.gold_calls").fetchone()[0]
     jobs = dict(conn.execute("SELECT state, count(*) FROM jobs GROUP BY 1").fetchall())
     integrity = conn.execute("PRAGMA integrity_check").fetchone()[0]
+    # A lease reclaimed from a killed run counts an attempt that has no attempts row of its own.
+    reclaimed = conn.execute(
+        "SELECT coalesce(sum(j.attempts - (SELECT count(*) FROM attempts a WHERE a.job_id = j.id AND a.outcome"
+        " IN ('ok', 'rejected', 'transient', 'bad_request'))), 0) FROM jobs j").fetchone()[0]
     attempts = conn.execute("SELECT project, model, day, sent_at, latency_ms, outcome FROM attempts"
                             " WHERE sent_at IS NOT NULL").fetchall()
     conn.close()
@@ -172,6 +182,7 @@ def figures(db_path: Path, log: list[dict], *, n: int, kills: int, concurrency: 
         "paid requests": paid,
         "paid bound (queries + kills x concurrency)": n + kills * concurrency,
         "paid requests beyond one per query": paid - n,
+        "leases reclaimed from killed runs": reclaimed,
         "per-minute 429s": outcomes.get("minute_quota", 0),
         "daily 429s": outcomes.get("daily_quota", 0),
         "requests to a bucket after it answered a daily 429 that day (server log)": after_daily,
@@ -190,7 +201,7 @@ def soak(n: int = 3000, *, kills: int = 5, concurrency: int = 8, seed: int = 0, 
     # per-minute 429s until their quotaValue corrects the client's pace.
     models = {m: ModelSpec(rpm=rpm) for m, rpm in zip(MODELS, server_rpm)}
     config = FakeGeminiConfig(
-        keys=KEYS, oracle_db=db_path, models=models, seed=seed, latency_s=(0.005, 0.03),
+        keys=KEYS, oracle_db=db_path, models=models, seed=seed, latency_s=(0.05, 0.15),
         faults=FaultRates(unavailable_503=0.10, internal_500=0.03, malformed=0.05),
         log_path=workdir / "server.jsonl")
     kill_points = sorted(rng.sample(range(max(1, n // 20), max(2, int(n * 0.85))), kills))

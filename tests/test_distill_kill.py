@@ -2,6 +2,7 @@
 and a clean stop on SIGINT. The labeler is the real ``tooldistill distill run`` subprocess."""
 
 import importlib.util
+import json
 import os
 import signal
 import sqlite3
@@ -10,7 +11,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 
 from tooldistill.catalog import parse_label
 from tooldistill.db import NewQuery, get_catalog, insert_queries, open_db
@@ -37,6 +37,7 @@ def test_fault_soak_small_scale_loses_nothing_and_pays_within_bound(tmp_path):
     assert fig["labels accepted"] + fig["labels rejected with a reason"] == 150
     assert fig["labels rejected with a reason"] > 0 and fig["accepted labels equal to gold"] == fig["labels accepted"]
     assert fig["paid requests"] <= fig["paid bound (queries + kills x concurrency)"]
+    assert fig["leases reclaimed from killed runs"] >= 1  # the kills landed with requests in flight
     assert fig["requests by outcome"].get("transient", 0) > 0 and fig["daily 429s"] >= 1
     assert fig["requests to a bucket after it answered a daily 429 that day (server log)"] == 0
     assert fig["requests sent to a bucket after the client received its daily 429 (attempts)"] == 0
@@ -78,7 +79,7 @@ def label_counts(ws):
 
 def test_two_runs_on_one_database_label_each_query_once(tmp_path):
     ws = make_workspace(tmp_path, 160)
-    config = FakeGeminiConfig(keys=KEYS, oracle_db=ws / "tooldistill.db", latency_s=(0.04, 0.08),
+    config = FakeGeminiConfig(keys=KEYS, oracle_db=ws / "tooldistill.db", latency_s=(0.1, 0.2),
                               models={m: ModelSpec() for m in MODELS})
     with FakeGemini(config) as server:
         procs = [run_cmd(ws, server), run_cmd(ws, server)]
@@ -86,20 +87,24 @@ def test_two_runs_on_one_database_label_each_query_once(tmp_path):
         paid = server.stats()["paid"]
     assert [p.returncode for p in procs] == [0, 0], outs
     counts, jobs, workers = label_counts(ws)
-    assert counts == [1] and jobs == {"done": 160}
-    assert paid == 160  # nobody paid for a query the other process was answering
-    assert workers == 2  # both processes really worked the queue
+    assert (counts, jobs) == ([1], {"done": 160})
+    assert paid == 160, outs  # nobody paid for a query the other process was answering
+    assert workers == 2, outs  # both processes really worked the queue
 
 
 def test_sigint_stops_cleanly_and_a_resume_finishes_without_paying_twice(tmp_path):
     ws = make_workspace(tmp_path, 80)
-    config = FakeGeminiConfig(keys=KEYS, oracle_db=ws / "tooldistill.db", latency_s=(0.05, 0.1),
+    config = FakeGeminiConfig(keys=KEYS, oracle_db=ws / "tooldistill.db", latency_s=(0.2, 0.3),
                               models={m: ModelSpec() for m in MODELS})
     with FakeGemini(config) as server:
         proc = run_cmd(ws, server)
         deadline = time.time() + 120
         while time.time() < deadline and label_counts(ws)[1].get("done", 0) < 10:
             time.sleep(0.05)
+        status = subprocess.run([sys.executable, "-m", "tooldistill", "distill", "status", "--json"], cwd=ws,
+                                env=env_for(server), capture_output=True, text=True, timeout=60)
+        mid = json.loads(status.stdout)  # read while the run writes
+        assert 10 <= mid["queue"]["label"]["done"] < 80 and mid["requests"]["by_outcome"]["ok"] >= 10
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
         assert proc.returncode == 130, err

@@ -74,15 +74,17 @@ def _panel(event):
     for b in info["buckets"]:
         until = time.strftime("%H:%M:%S", time.localtime(b["until"])) if b["until"] else ""
         color = {"ready": "green", "cooling": "yellow", "exhausted": "red"}.get(b["state"], "white")
-        state_ = f"[{color}]{b['state']}[/{color}]" + (" (keys invalid)" if b["invalid_slots"] == b["slots"] else "")
+        state_ = "[red]keys invalid[/red]" if b["invalid_slots"] == b["slots"] else f"[{color}]{b['state']}[/{color}]"
         table.add_row(b["bucket"], state_, until, str(b["requests_today"]), str(b["rpm"] or "-"),
                       str(b["rpd"] or "-"))
     reqs = "  ".join(f"{k} {v}" for k, v in sorted(info["requests"].items())) or "no requests yet"
     head = (f"[bold]distill[/bold] {event.done}/{event.total} jobs  labels {info['labels']}  rejected "
             f"{info['rejected']}  failed {info['failed'] + info['dead']}  cache hits {info['cache_hits']}  "
             f"in flight {info['in_flight']}")
-    return Group(head, ProgressBar(total=max(event.total or 1, 1), completed=event.done, width=60),
-                 f"requests: {reqs}", table)
+    lines = Table.grid()  # a ProgressBar inside a plain Group runs into the next line
+    lines.add_row(ProgressBar(total=max(event.total or 1, 1), completed=event.done, width=60))
+    lines.add_row(f"requests: {reqs}")
+    return Group(head, lines, table)
 
 
 def _summary_table(summary) -> Table:

@@ -540,6 +540,7 @@ class Runner:
         done = sm.labels + sm.rejected + sm.failed + sm.dead
         info = {
             "kind": kind, "labels": sm.labels, "rejected": sm.rejected, "failed": sm.failed, "dead": sm.dead,
+            "pending": max(0, self.total - done),
             "cache_hits": sm.cache_hits, "in_flight": len(self.tasks), "requests": dict(self.requests),
             "buckets": self.pool.snapshot() if self.pool is not None else [], **extra,
         }
