@@ -243,38 +243,53 @@ class _Draft:
 
 
 def _build_clusters(comp, key_of, kpairs, similar, max_size: int, threshold: float) -> list[_Draft]:
-    """Pick a representative per component and each member's similarity to it."""
+    """Pick a representative per component and each member's similarity to it (two batched similarity calls)."""
     order = np.argsort(comp, kind="stable")
     bounds = np.flatnonzero(np.diff(comp[order])) + 1
-    degree = Counter(kpairs.ravel().tolist())
-    drafts = []
+    groups = []
+    medoid_pairs: list[tuple[int, int]] = []
     for docs in np.split(order, bounds):
         if len(docs) < 2:
             continue
         dkeys = key_of[docs]
         distinct = list(dict.fromkeys(dkeys.tolist()))
+        groups.append((docs, dkeys, distinct))
+        if 1 < len(distinct) <= _MEDOID_LIMIT:
+            medoid_pairs += [(a, b) for i, a in enumerate(distinct) for b in distinct[i + 1:]]
+    pair_sim = dict(zip(medoid_pairs, _similarities(similar, medoid_pairs)))
+    degree = Counter(kpairs.ravel().tolist())
+    reps = []
+    for docs, dkeys, distinct in groups:
         if len(distinct) == 1:
             rep_key = distinct[0]
         elif len(distinct) <= _MEDOID_LIMIT:
-            pairs = np.array([(a, b) for a in distinct for b in distinct if a != b], dtype=np.int64)
             # the medoid over queries: a phrasing many queries share counts that many times
             weight = Counter(dkeys.tolist())
             total = Counter(weight)
-            for (a, b), s in zip(pairs.tolist(), similar(pairs).tolist()):
-                total[a] += s * weight[b]
+            for i, a in enumerate(distinct):
+                for b in distinct[i + 1:]:
+                    s = pair_sim[a, b]
+                    total[a] += s * weight[b]
+                    total[b] += s * weight[a]
             rep_key = max(distinct, key=lambda k: (total[k], -distinct.index(k)))
         else:
             rep_key = max(distinct, key=lambda k: (degree.get(k, 0), -distinct.index(k)))
+        reps.append(rep_key)
+    to_rep = [(rep, k) for (_, dkeys, _), rep in zip(groups, reps) for k in dkeys.tolist() if k != rep]
+    rep_sims = iter(_similarities(similar, to_rep))
+    drafts = []
+    for (docs, dkeys, distinct), rep_key in zip(groups, reps):
+        sim = np.array([1.0 if k == rep_key else next(rep_sims) for k in dkeys.tolist()], dtype=np.float32)
         rep = int(docs[np.flatnonzero(dkeys == rep_key)[0]])
-        sim = np.ones(len(docs), dtype=np.float32)
-        other = dkeys != rep_key
-        if other.any():
-            sim[other] = similar(np.stack([np.full(other.sum(), rep_key), dkeys[other]], axis=1))
         oversized = len(docs) > max_size
         duplicate = (sim >= threshold - 1e-6) & (docs != rep) & (not oversized)
         kind = "exact" if len(distinct) == 1 else "near"
         drafts.append(_Draft(docs, kind, rep, sim, oversized, duplicate))
     return drafts
+
+
+def _similarities(similar, pairs: list[tuple[int, int]]) -> list[float]:
+    return similar(np.array(pairs, dtype=np.int64).reshape(-1, 2)).tolist() if pairs else []
 
 
 def _conflict(qids: list[int], texts: list[str], labels: dict) -> bool:
@@ -291,13 +306,12 @@ def _store(db, method, params, drafts, ids, key_of, labels, c_hash, n_q, max_id,
     with db.atomic():
         run_id = db["dedup_runs"].insert({"method": method, "params": json.dumps(params), "created_at": now_iso(),
                                           "n_queries": n_q, "max_query_id": max_id, "corpus_hash": c_hash}).last_pk
-        member_rows = []
-        for d in sorted(drafts, key=lambda d: int(ids[d.docs].min())):
+        next_id = (db.execute("SELECT max(id) FROM dedup_clusters").fetchone()[0] or 0) + 1
+        cluster_rows, member_rows = [], []
+        for cid, d in enumerate(sorted(drafts, key=lambda d: int(ids[d.docs].min())), start=next_id):
             kind = d.kind if d.kind == "exact" else near_kind
-            cid = db["dedup_clusters"].insert({
-                "run_id": run_id, "kind": kind, "representative_id": int(ids[d.rep]), "size": len(d.docs),
-                "oversized": int(d.oversized), "min_similarity": float(d.sim.min()),
-                "mean_similarity": float(d.sim.mean())}).last_pk
+            cluster_rows.append((cid, run_id, kind, int(ids[d.rep]), len(d.docs), int(d.oversized),
+                                 float(d.sim.min()), float(d.sim.mean())))
             qids = ids[d.docs].tolist()
             for qid, s, dup in zip(qids, d.sim.tolist(), d.duplicate.tolist()):
                 member_rows.append((run_id, cid, qid, float(s), int(qid == ids[d.rep]), int(dup)))
@@ -307,8 +321,10 @@ def _store(db, method, params, drafts, ids, key_of, labels, c_hash, n_q, max_id,
             largest.append(summary)
             if d.oversized:
                 oversized.append(summary)
+        db.conn.executemany("INSERT INTO dedup_clusters (id, run_id, kind, representative_id, size, oversized,"
+                            " min_similarity, mean_similarity) VALUES (?,?,?,?,?,?,?,?)", cluster_rows)
         db.conn.executemany("INSERT INTO dedup_members (run_id, cluster_id, query_id, similarity, is_representative,"
-                       " duplicate) VALUES (?,?,?,?,?,?)", member_rows)
+                            " duplicate) VALUES (?,?,?,?,?,?)", member_rows)
         largest.sort(key=lambda s: -s["size"])
         n_dup = sum(int(d.duplicate.sum()) for d in drafts)
         cap = params["max_cluster_size"]

@@ -16,12 +16,13 @@ changes nothing), a typo changes about three grams, and an added filler word add
 from __future__ import annotations
 
 import re
+import unicodedata
 import zlib
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
-from ..textnorm import normalize_text
 
 _NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
 _APOSTROPHES = str.maketrans("", "", "'\u2019\u2018`")
@@ -45,7 +46,8 @@ def dedup_key(text: str) -> str:
     turned into one space, whitespace collapsed, and greetings and politeness at either end dropped ("hey",
     "please", "thanks", ...: they carry no request). Two queries with the same key are exact duplicates.
     """
-    text = _NON_WORD.sub(" ", normalize_text(text).translate(_APOSTROPHES)).strip()
+    # NFKC + lower case as normalize_text, whose whitespace and edge-punctuation rules the next line subsumes
+    text = _NON_WORD.sub(" ", unicodedata.normalize("NFKC", text).lower().translate(_APOSTROPHES)).strip()
     core = _TRAILING_FILLER.sub("", _LEADING_FILLER.sub("", text))
     return core or text
 
@@ -61,7 +63,7 @@ class Shingles:
     def n(self) -> int:
         return len(self.indptr) - 1
 
-    @property
+    @cached_property
     def sizes(self) -> np.ndarray:
         return np.diff(self.indptr)
 
@@ -119,15 +121,14 @@ def shingle(keys: list[str], *, char_n: int = 3, words: bool = True) -> Shingles
     h = _fmix64(h[ok]) >> np.uint64(32)
     docs = doc_of[:m][ok]
     if words:
-        wdocs, whash = [], []
-        for i, key in enumerate(keys):
-            for w in key.split():
-                wdocs.append(i)
-                whash.append(zlib.crc32(b"w:" + w.encode("utf-8")))
-        if whash:
-            wh = _fmix64(np.asarray(whash, dtype=np.uint64) | np.uint64(1 << 40)) >> np.uint64(32)
-            h = np.concatenate([h, wh])
-            docs = np.concatenate([docs, np.asarray(wdocs, dtype=np.uint64)])
+        split = [k.split() for k in keys]
+        counts = np.fromiter(map(len, split), dtype=np.int64, count=n)
+        flat = [w for ws in split for w in ws]
+        if flat:
+            crc = np.fromiter(map(zlib.crc32, map(str.encode, flat)), dtype=np.uint64, count=len(flat))
+            # the high tag keeps word hashes apart from gram hashes
+            h = np.concatenate([h, _fmix64(crc | np.uint64(1 << 40)) >> np.uint64(32)])
+            docs = np.concatenate([docs, np.repeat(np.arange(n, dtype=np.uint64), counts)])
     combined = sorted_unique((docs << np.uint64(32)) | h)
     doc_ids = (combined >> np.uint64(32)).astype(np.int64)
     indptr = np.zeros(n + 1, dtype=np.int64)
@@ -265,7 +266,7 @@ class NearDupParams:
     char_n: int = 2
     words: bool = True
     seed: int = 0
-    neighbours: int = 16
+    neighbours: int = 8
 
     def to_dict(self) -> dict:
         return {"threshold": self.threshold, "num_perm": self.num_perm, "char_n": self.char_n,
