@@ -192,12 +192,15 @@ def status_cmd(ctx: typer.Context, json_: JsonOpt = False) -> None:
     labels = ", ".join(f"{p}: {c['accepted']:,} accepted, {c['rejected']:,} rejected"
                        for p, c in sorted(report["labels"].items())) or "none yet"
     out.print(f"teacher labels: {labels}")
-    buckets = Table("bucket", "state", "until", "today", "rpm", "rpd", "reason", title="buckets (project:model)")
+    buckets = Table("bucket", "state", "until", "today", "rpm", "rpd", title="buckets (project:model)")
     for b in report["buckets"]:
-        buckets.add_row(b["bucket"], b["state"], b["until_local"] or "", str(b["requests_today"]),
-                        str(b["rpm"] if b["rpm"] is not None else "-"), str(b["rpd"] if b["rpd"] is not None else "-"),
-                        b["reason"] or "")
+        until = time.strftime("%m-%d %H:%M:%S", time.localtime(b["until"])) if b["until"] else ""
+        buckets.add_row(b["bucket"], b["state"], until, str(b["requests_today"]),
+                        str(b["rpm"] if b["rpm"] is not None else "-"), str(b["rpd"] if b["rpd"] is not None else "-"))
     out.print(buckets)
+    for b in report["buckets"]:
+        if b["reason"]:
+            out.print(f"{b['bucket']}: {b['state']} until {b['until_local']}: {b['reason']}")
     bad = [s for s in report["slots"] if s["state"] != "ready"]
     for s in bad:
         out.print(f"key {s['fingerprint']} ({s['env_var']}) {s['model']}: {s['state']} {s['reason'] or ''}")
