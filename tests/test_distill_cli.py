@@ -145,3 +145,11 @@ def test_keys_never_reach_the_database_logs_or_output(ws):
     for key in (good, unknown, leaked):
         for part in (key, key[6:]):  # the whole key, and its distinctive tail
             assert not any(part in h for h in haystacks), f"a key fragment leaked: {part[:3]}..."
+
+
+def test_limit_takes_only_that_many_jobs_and_leaves_the_rest_pending(ws, cli):
+    with serve(ws) as server:
+        result = cli("distill", "run", "--base-url", server.base_url, "--limit", "5", "--json")
+    summary = json.loads(result.stdout)
+    assert result.exit_code == 0
+    assert (summary["labels"], summary["pending"], summary["stopped"]) == (5, 7, "limit")
