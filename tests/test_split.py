@@ -125,6 +125,7 @@ def test_members_carry_the_current_label_and_source_that_load_split_reads(db):
     rows = {r[0]: r for r in db.execute("SELECT query_id, calls, label_hash, label_source, group_id FROM split_members "
                                         "WHERE version_id = ?", [report.version_id])}
     assert ids[1] not in rows and len(rows) == len(ids) - 1
+    assert (report.lineage["queries"]["rejected"], report.n_unlabeled) == (1, 0)
     assert rows[ids[0]][1:4] == (search.canonical_json(), search.hash, "review")
     assert rows[ids[2]][1:4] == (weather.canonical_json(), weather.hash, "teacher")
     assert all(r[4] for r in rows.values())

@@ -61,9 +61,10 @@ def embed(texts: list[str], *, batch_size: int = 128, progress: ProgressCallback
     return out
 
 
-def similar_pairs(emb: np.ndarray, *, threshold: float, block: int = 1024) -> np.ndarray:
+def similar_pairs(emb: np.ndarray, *, threshold: float) -> np.ndarray:
     """All pairs ``(i, j)``, ``i < j``, with cosine similarity at least ``threshold`` (rows must be unit length)."""
     found = [np.zeros((0, 2), dtype=np.int64)]
+    block = max(16, min(1024, 25_000_000 // max(len(emb), 1)))  # at most ~100 MB of similarities at a time
     for start in range(0, len(emb), block):
         sims = emb[start:start + block] @ emb.T
         i, j = np.nonzero(sims >= threshold)

@@ -126,8 +126,11 @@ def split(db: Database, *, seed: int = 0, fractions: tuple[float, float, float] 
     progress(ProgressEvent("split", 0, 4, "split: grouping"))
     run, run_created = (get_dedup_run(db, dedup_run), False) if dedup_run is not None else ensure_dedup_run(db)
     catalog = get_catalog(db)
-    labels = current_labels(db)
+    everything = current_labels(db, include_rejected=True)
+    labels = {q: c for q, c in everything.items() if not c.rejected}
+    n_rejected = len(everything) - len(labels)
     items, n_unlabeled, dropped = _items(db, labels, run, drop_duplicates)
+    n_unlabeled -= n_rejected
     if not items:
         raise ToolDistillError("no labeled queries to split; label them first ('tooldistill distill run') or "
                                "import gold labels ('tooldistill data import --gold')")
@@ -145,7 +148,9 @@ def split(db: Database, *, seed: int = 0, fractions: tuple[float, float, float] 
               "stratify": "tool_set_key", "groups": ["dedup_cluster", "template_id"],
               "dedup": {"method": run.method, "threshold": run.threshold}}
     progress(ProgressEvent("split", 2, 4, "split: leakage check"))
-    leakage = check_leakage([it.text for it in items], assign, params=NearDupParams.from_dict(run.params),
+    # a semantic run's threshold is a cosine: the check then uses the MinHash defaults
+    check = NearDupParams.from_dict(run.params) if run.method == "minhash" else NearDupParams()
+    leakage = check_leakage([it.text for it in items], assign, params=check,
                             templates=[it.template_id for it in items], clusters=[it.cluster for it in items])
     version_id = content_hash({"members": sorted([it.norm_hash, assign[i], it.label.hash] for i, it in enumerate(items)),
                                "params": params, "catalog": catalog.hash}, length=32)
@@ -153,6 +158,7 @@ def split(db: Database, *, seed: int = 0, fractions: tuple[float, float, float] 
     sizes = Counter(groups)
     warnings = _warnings(db, run, leakage, sizes, len(items), n_unlabeled)
     lineage = _lineage(db, items, run, run_created, catalog.hash, n_unlabeled, dropped)
+    lineage["queries"]["rejected"] = n_rejected
     progress(ProgressEvent("split", 3, 4, "split: storing"))
     report = SplitReport(
         version_id=version_id, name=name, created=False, counts=counts, params=params, lineage=lineage,
@@ -192,8 +198,7 @@ def _items(db: Database, labels: dict, run: DedupRun, drop_duplicates: bool) -> 
                 dropped += 1
                 continue
         items.append(_Item(qid, text, nh, tid, cat, cur.label, cur.source, cluster))
-    rejected = len(current_labels(db, include_rejected=True)) - len(labels)
-    return items, unlabeled - rejected, dropped
+    return items, unlabeled, dropped
 
 
 def _groups(items: list[_Item]) -> np.ndarray:
