@@ -198,11 +198,13 @@ def test_a_member_outvoted_inside_its_duplicate_cluster_is_flagged_but_a_conflic
 
 def test_argument_checks_flag_schema_violations_and_values_not_in_the_query(db):
     cities = ["Lisbon", "Zürich", "New York", "Kyoto", "Nairobi", "Perth", "Quito", "Oslo", "Lima", "Cairo",
-              "Seoul", "Dublin"]
+              "Seoul", "Dublin", "Hanoi", "Accra", "Sofia", "Tunis", "Minsk", "Dakar", "Riga", "Baku", "Doha",
+              "Kyiv", "Bern", "Rome", "Madrid", "Paris", "Vienna", "Prague", "Warsaw", "Athens", "Ankara", "Tbilisi",
+              "Yerevan", "Tehran", "Kabul", "Dhaka", "Manila", "Jakarta"]
     rows = [(f"how's the weather in {c.lower()} today", lab(("weather", {"location": c})), None) for c in cities]
     rows[1] = ("weather in zurich", lab(("weather", {"location": "Zürich"})), None)  # accents: still grounded
     rows[2] = ("weather in new yrok", lab(("weather", {"location": "New York"})), None)  # a typo: grounded
-    rows += [("will it rain in paris tomorrow", lab(("weather", {"location": "Madrid"})), None),
+    rows += [("will it rain in paris tomorrow", lab(("weather", {"location": "Salamanca"})), None),
              ("is it cold in berlin", lab(("weather", {"location": "is it cold in berlin"})), None)]
     ids = items_db(db, rows)
     bad = parse_label([{"tool": "weather", "args": {}}])  # validated under an older catalogue, say
@@ -327,3 +329,15 @@ def test_a_class_catalogue_gets_class_labels_as_suggestions(db):
     assert report.flags and report.flags[0].query_id == ids[3]
     assert report.flags[0].suggested == catalog.class_label("greet")
     assert report.signals["confident"]["info"]["view"] == "tool_set"
+
+
+def test_a_label_that_matches_its_gold_is_cleared_unless_asked_to_audit_gold_too(db):
+    weather, search = lab(("weather", {"location": "Oslo"})), lab(("web_search", {"query": "oslo"}))
+    ids = items_db(db, [("oslo weather", weather, weather), ("oslo news", search, None)])
+    student = {q: StudentPrediction(search if q == ids[0] else weather, 0.99) for q in ids}
+    report = run_audit(db, config=AuditConfig(signals=("gold", "student")), student=student)
+    assert [f.query_id for f in report.flags] == [ids[1]]  # gold vouches for the first
+    assert (report.info["cleared"], report.info["cleared_with_hits"]) == (1, 1)
+    assert report.signals["student"]["overruled_by_gold"] == 1
+    audit_gold = run_audit(db, config=AuditConfig(signals=("gold", "student"), gold_clears=False), student=student)
+    assert {f.query_id for f in audit_gold.flags} == set(ids)

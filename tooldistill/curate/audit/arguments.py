@@ -8,8 +8,10 @@ the teacher (a search ``query``, a calculator ``expression``) is learned from th
 are found in their query at least ``extractive_rate`` of the time (over ``extractive_min_count`` values or more)
 is *extractive*. An extractive value not found in its query (fuzzy, case- and accent-insensitive match below
 ``grounding_threshold``) is flagged with strength ``rate * (1 - match / 2)``: how reliably that argument is copied
-says most, how far the value is from anything in the query the rest. So is a value that copies the whole request
-where that argument normally holds a short span (strength 0.6). Enums, booleans and objects are not checked.
+says most, how far the value is from anything in the query the rest. So is a value of three words or more that
+copies the whole request where that argument normally holds a short span (median coverage of its query at most
+0.4; strength 0.6): the typical mistake of a teacher that fills a tool it should not have called. Enums, booleans
+and objects are not checked.
 """
 
 from __future__ import annotations
@@ -71,6 +73,10 @@ def grounding(value, query: str) -> float:
         return 0.0
     total = weight = 0.0
     for token in v.split():
+        if len(token) >= 2 and any(token in w for w in words):  # "mph" in "98mph"
+            total += len(token)
+            weight += len(token)
+            continue
         best = 0.0
         for w in words:
             if 1.0 - abs(len(w) - len(token)) / max(len(w), len(token)) > best:  # an upper bound: skip hopeless
@@ -133,7 +139,7 @@ class ArgumentsSignal:
                     evidence = {"argument": f"{tool}.{name}", "value": value, "match": round(score, 3),
                                 "grounded_rate": round(rate, 3), "problem": "not found in the query"}
                     out.hits[qid] = Hit(rate * (1.0 - score / 2), evidence)
-                elif coverage >= 0.9 and typical <= 0.5:
+                elif coverage >= 0.9 and typical <= 0.4 and len(_norm(value).split()) >= 3:
                     evidence = {"argument": f"{tool}.{name}", "value": value, "coverage": round(coverage, 3),
                                 "median_coverage": round(typical, 3), "problem": "copies the whole request"}
                     out.hits[qid] = Hit(WHOLE_QUERY_STRENGTH, evidence)

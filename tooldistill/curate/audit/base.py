@@ -33,6 +33,8 @@ class AuditConfig(BaseModel):
     include_reviewed: bool = Field(default=False, description="Also flag queries a reviewer or an adjudication "
                                    "already settled.")
     seed: int = Field(default=0, description="Seed for fold assignment and anything random.")
+    gold_clears: bool = Field(default=True, description="A teacher label that matches its gold is verified: no "
+                              "other signal flags it (needs the gold signal).")
     # > confident learning
     models: tuple[str, ...] = Field(default=("ngram",), description="Out-of-sample classifiers for confident "
                                     "learning: 'ngram' and/or registered encoder names.")
@@ -46,7 +48,7 @@ class AuditConfig(BaseModel):
     # > arguments
     grounding_threshold: float = Field(default=0.75, ge=0, le=1, description="Fuzzy match below which an "
                                        "argument value counts as not found in the query.")
-    extractive_rate: float = Field(default=0.85, ge=0, le=1, description="An argument is extractive (checked for "
+    extractive_rate: float = Field(default=0.95, ge=0, le=1, description="An argument is extractive (checked for "
                                    "grounding) when at least this share of its values are found in their query.")
     extractive_min_count: int = Field(default=10, ge=1, description="Values needed before an argument's "
                                       "grounding rate is trusted.")
@@ -95,6 +97,8 @@ class SignalOutput:
 
     name: str
     hits: dict[int, Hit] = field(default_factory=dict)
+    cleared: set[int] = field(default_factory=set)
+    """Rows this signal vouches for (gold agrees with the label): flagged by no signal."""
     checked: int = 0
     skipped: str | None = None
     info: dict[str, Any] = field(default_factory=dict)

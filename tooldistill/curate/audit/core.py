@@ -4,7 +4,8 @@ Combining: a row's score is the noisy-OR of the strengths of every hit on it, ``
 independent pieces of evidence add up, and one certain piece (gold) is enough. A row is flagged when its score
 reaches ``FLAG_THRESHOLD`` (0.5: more likely wrong than right). A signal *fires* on a row when its own hit reaches
 0.5; weaker hits (a small duplicate-cluster conflict, a classifier doubt past cleanlab's count) are supporting
-evidence that only flags a row together with another signal. The suggestion is gold's when gold fired; otherwise the tool set with the most strength behind
+evidence that only flags a row together with another signal. A row a signal *cleared* (its label matches gold)
+is not flagged whatever the others say; the report counts the hits that clearing overruled. The suggestion is gold's when gold fired; otherwise the tool set with the most strength behind
 it, filled from the signal that carries a full label for it, else from the audited label's arguments.
 """
 
@@ -48,7 +49,8 @@ class AuditReport:
     def to_dict(self, *, limit: int | None = None) -> dict:
         return {
             "run_id": self.run_id, "audited": self.n_audited, "flags_total": len(self.flags),
-            "settled_skipped": self.settled_skipped, "seconds": round(self.seconds, 3), "signals": self.signals,
+            "settled_skipped": self.settled_skipped, "seconds": round(self.seconds, 3), **self.info,
+            "signals": self.signals,
             "flags": [f.to_dict() for f in self.flags[:limit]],
         }
 
@@ -127,9 +129,11 @@ def _suggestion(ctx: AuditContext, item: AuditItem, hits: dict[str, Hit]) -> tup
 def combine(ctx: AuditContext, outputs: list[SignalOutput]) -> list[NewFlag]:
     """One flag per row some signal fired on, best first (score, then query id)."""
     by_query: dict[int, dict[str, Hit]] = {}
+    cleared = set().union(*(out.cleared for out in outputs)) if outputs else set()
     for out in outputs:
         for qid, hit in out.hits.items():
-            by_query.setdefault(qid, {})[out.name] = hit
+            if qid not in cleared:
+                by_query.setdefault(qid, {})[out.name] = hit
     items = {it.query_id: it for it in ctx.items}
     flags = []
     for qid, hits in by_query.items():
@@ -188,9 +192,19 @@ def run_audit(db: Database, *, config: AuditConfig | None = None,
                              "checked": out.checked, "skipped": out.skipped, "seconds": timings[out.name],
                              "info": out.info}
     settled = sum(1 for it in items if it.settled is not None) if not config.include_reviewed else 0
+    cleared = set().union(*(o.cleared for o in outputs)) if outputs else set()
+    would_be: dict[int, float] = {}
+    for o in outputs:
+        for q, h in o.hits.items():
+            if q in cleared:
+                would_be[q] = would_be.get(q, 1.0) * (1.0 - min(max(h.strength, 0.0), 0.999))
+    overruled = {q for q, keep in would_be.items() if 1.0 - keep >= FLAG_THRESHOLD}
+    for out in outputs:
+        summary[out.name]["overruled_by_gold"] = sum(1 for q in out.hits if q in cleared)
     params = {**config.model_dump(mode="json"), "student_predictions": len(student or {})}
     run_id = save_run(db, flags, catalog_hash=catalog.hash, params=params, signals=summary,
-                      n_audited=len(ctx.targets), report={"seconds": timings, "settled_skipped": settled},
+                      n_audited=len(ctx.targets), report={"seconds": timings, "settled_skipped": settled, "cleared": len(cleared),
+                              "cleared_with_hits": len(overruled)},
                       started_at=started_at)
     return AuditReport(run_id, len(ctx.targets), get_flags(db, run_id), summary, time.perf_counter() - start,
-                       settled)
+                       settled, {"cleared": len(cleared), "cleared_with_hits": len(overruled)})

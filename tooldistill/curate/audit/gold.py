@@ -3,7 +3,8 @@ teacher label says otherwise.
 
 A different tool set is near-certain evidence (strength 0.99). Same tools with different argument values (compared
 case- and spacing-insensitively, numbers as numbers) is strong but not certain evidence (0.8): gold templates
-and teachers can both phrase a value differently.
+and teachers can both phrase a value differently. A label that matches its gold is *cleared*: two independent
+sources agree, so no other signal flags it (``AuditConfig.gold_clears``; turn it off to audit the gold itself).
 """
 
 from __future__ import annotations
@@ -39,4 +40,7 @@ class GoldSignal:
                 out.hits[it.query_id] = Hit(
                     ARGS_STRENGTH, {"gold": gold.to_json(), "differs": "args", "args": diffs}, suggested=gold,
                     suggested_class=gold.tool_set_key)
+            elif ctx.config.gold_clears:
+                out.cleared.add(it.query_id)
+        out.info = {"agree": out.checked - len(out.hits), "cleared": len(out.cleared)}
         return out
