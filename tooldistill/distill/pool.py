@@ -161,14 +161,13 @@ class Pool:
         bid = f"{project}:{model}"
         if bid in self.buckets:
             return self.buckets[bid]
+        # INSERT OR IGNORE, then read: another process may be creating the same row at this moment.
+        self.db.execute("INSERT OR IGNORE INTO buckets (id, project, model, state, until, day, requests_today,"
+                        " backoff, updated_at) VALUES (?, ?, ?, 'ready', 0, ?, 0, 0, ?)",
+                        [bid, project, model, self.clock.day(now), now])
         row = self.db.execute(
             "SELECT state, until, reason, day, requests_today, backoff, rpm_reported, rpd_reported FROM buckets"
             " WHERE id = ?", [bid]).fetchone()
-        if row is None:
-            self.db["buckets"].insert({"id": bid, "project": project, "model": model, "state": READY, "until": 0.0,
-                                       "day": self.clock.day(now), "requests_today": 0, "backoff": 0,
-                                       "updated_at": now})
-            row = (READY, 0.0, None, self.clock.day(now), 0, 0, None, None)
         state, until, reason, day, today, backoff, rep_rpm, rep_rpd = row
         (rpm, rpm_src), (rpd, rpd_src) = self._limits(model, rep_rpm, rep_rpd)
         bucket = Bucket(bid, project, model, rpm, rpd, rpm_src, rpd_src, state or READY, until or 0.0, reason,
@@ -183,15 +182,13 @@ class Pool:
 
     def _load_slot(self, key: ApiKey, model: str, bucket: Bucket, unpinned: bool, now: float) -> Slot:
         sid = f"{key.fingerprint}:{model}"
+        self.db.execute("INSERT OR IGNORE INTO slots (id, fingerprint, env_var, project, model, state, until,"
+                        " requests, backoff, created_at) VALUES (?, ?, ?, ?, ?, 'ready', 0, 0, 0, ?)",
+                        [sid, key.fingerprint, key.env_var, key.project, model, now_iso()])
+        # the key may have moved to another project or another position in the list
+        self.db.execute("UPDATE slots SET env_var = ?, project = ? WHERE id = ?", [key.env_var, key.project, sid])
         row = self.db.execute("SELECT state, until, reason, last_used_at, backoff, requests FROM slots WHERE id = ?",
                               [sid]).fetchone()
-        if row is None:
-            self.db["slots"].insert({"id": sid, "fingerprint": key.fingerprint, "env_var": key.env_var,
-                                     "project": key.project, "model": model, "state": READY, "until": 0.0,
-                                     "requests": 0, "backoff": 0, "created_at": now_iso()})
-            row = (READY, 0.0, None, 0.0, 0, 0)
-        else:  # the key may have moved to another project or variable position
-            self.db.execute("UPDATE slots SET env_var = ?, project = ? WHERE id = ?", [key.env_var, key.project, sid])
         state, until, reason, last_used, backoff, requests = row
         return Slot(sid, key, model, bucket, unpinned, state or READY, until or 0.0, reason, last_used or 0.0,
                     backoff or 0, requests or 0)
