@@ -178,3 +178,12 @@ def test_importing_the_train_package_loads_no_heavy_library():
             "print(sorted(m for m in ('torch','transformers','datasets','trl','peft','matplotlib') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_report_to_keeps_installed_trackers_and_warns_about_missing_ones():
+    from tooldistill.train.sft import available_trackers
+
+    ok, warnings = available_trackers(["json", "tooldistill_no_such_tracker"])
+    assert ok == ["json"]
+    assert warnings == ["report_to 'tooldistill_no_such_tracker' skipped: tooldistill_no_such_tracker is not "
+                        "installed (pip install tooldistill_no_such_tracker)"]

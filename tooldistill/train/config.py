@@ -135,7 +135,7 @@ class SFTRunConfig(BaseModel):
     eval: EvalOptions = Field(default_factory=EvalOptions)
     logging: LoggingOptions = Field(default_factory=LoggingOptions)
     seed: int = Field(default=0, description="Seeds data order, LoRA init and dropout.")
-    cpu_threads: int | None = Field(default=None, gt=0, description="torch threads when training on CPU (None: "
+    cpu_threads: int | None = Field(default=None, gt=0, description="torch threads while training (None: "
                                     "torch's default; 1 is fastest for tiny models on a busy machine).")
 
     @model_validator(mode="after")

@@ -11,12 +11,13 @@ metrics.json, and checkpoints/ while running (removed after success unless eval.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import logging
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from sqlite_utils import Database
 
@@ -225,6 +226,22 @@ def _resolved(config: SFTRunConfig) -> SFTRunConfig:
     return config
 
 
+@contextlib.contextmanager
+def _threads(n: int | None) -> Iterator[None]:
+    """Use ``n`` torch CPU threads for the block (the process's count is restored after)."""
+    if not n:
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def _last_checkpoint(run_dir: Path) -> Path | None:
     ckpts = sorted((run_dir / CHECKPOINTS_DIR).glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
     return ckpts[-1] if ckpts else None
@@ -266,7 +283,7 @@ def train(db: Database, config: SFTRunConfig, *, request: TrainRequest) -> Train
     from .load import quiet_libraries
 
     try:
-        with quiet_libraries():
+        with quiet_libraries(), _threads(config.cpu_threads):
             return _fit(db, config, data, run_id, run_dir, main=main, resume_from=resume_from, progress=progress)
     except KeyboardInterrupt:
         ckpt = _last_checkpoint(run_dir)
@@ -308,10 +325,6 @@ def _fit(db: Database, config: SFTRunConfig, data: TrainingData, run_id: str, ru
 
     set_seed(config.seed)
     precision = detect_precision(config.quant.mode)
-    if precision.device == "cpu" and config.cpu_threads:
-        import torch
-
-        torch.set_num_threads(config.cpu_threads)
     tokenizer = load_tokenizer(config.model.base_model, trust_remote_code=config.model.trust_remote_code)
     fmt = detect_format(tokenizer, tool_format=config.data.tool_format)
     set_render_options(tokenizer, system_prompt=config.data.system_prompt,
