@@ -98,6 +98,8 @@ def audit_cmd(
                                                       "\"label\", \"confidence\"} per line.")] = None,
     include_reviewed: Annotated[bool, typer.Option("--include-reviewed", help="Also flag queries already "
                                                                               "reviewed or adjudicated.")] = False,
+    audit_gold: Annotated[bool, typer.Option("--audit-gold", help="Also flag labels that match their gold (by "
+                                                                  "default gold agreement clears a label).")] = False,
     seed: Annotated[int, typer.Option(help="Seed for the folds.")] = 0,
     limit: Annotated[int | None, typer.Option(min=0, help="Flags to show (table default 20; --json: all).")] = None,
     json_: JsonOpt = False,
@@ -120,7 +122,7 @@ def audit_cmd(
     chosen = [s for s in chosen if off.get(s, True)]
     config = AuditConfig(signals=tuple(chosen), models=tuple(m.strip() for m in model.split(",") if m.strip()),
                          folds=folds, max_confident_flags=max_confident_flags, include_reviewed=include_reviewed,
-                         seed=seed)
+                         gold_clears=not audit_gold, seed=seed)
     db = state(ctx).open_db()
     predictions = load_student_predictions(student, _catalog(db)) if student else None
     with progress_bar(ctx, transient=True) as callback:
@@ -134,6 +136,9 @@ def audit_cmd(
     if len(report.flags) > len(shown):
         out.print(f"... {len(report.flags) - len(shown):,} more (curate flags --limit N, or --json)")
     _render_signals(report.signals)
+    if report.info.get("cleared_with_hits"):
+        info(f"{report.info['cleared_with_hits']:,} labels other signals suspected match their gold and were not "
+             "flagged (--audit-gold to flag them too)", ctx)
     if report.settled_skipped:
         info(f"{report.settled_skipped:,} queries already reviewed or adjudicated were not flagged "
              "(--include-reviewed to audit them too)", ctx)

@@ -12,8 +12,9 @@ Why this mix instead of the textbook 5-fold logistic regression: on CLINC150 (18
 injected noise) the textbook model took ~7 minutes for F1 0.85; the two leave-one-out members are exact, use
 all other rows and cost about a second each; the SVM adds a discriminative view at a few seconds per fold.
 Together they rank injected errors better (F1 ~0.95 at cleanlab's count) in a fraction of the time
-(``benchmarks/audit_clinc.py``). An encoder registered with :func:`register_encoder` (a sentence-embedding model)
-adds two more exact leave-one-out members on its embeddings: :func:`centroid_loo` and :func:`ridge_loo`.
+(``benchmarks/audit_clinc.py``). A sentence encoder adds two more exact leave-one-out members on its embeddings,
+:func:`centroid_loo` and :func:`ridge_loo`: ``minilm`` (all-MiniLM-L6-v2 through :mod:`tooldistill.curate.semantic`,
+the ``encoder`` extra) is built in, and :func:`register_encoder` plugs in others (a fine-tuned student encoder).
 """
 
 from __future__ import annotations
@@ -26,7 +27,15 @@ import numpy as np
 Encoder = Callable[[list[str]], np.ndarray]
 """Maps texts to an ``n x d`` array of embeddings."""
 
-_ENCODERS: dict[str, Callable[[], Encoder]] = {}
+
+
+def _minilm() -> Encoder:
+    from ..semantic import embed  # all-MiniLM-L6-v2, offline; NeedsExtraError names the pip command if missing
+
+    return embed
+
+
+_ENCODERS: dict[str, Callable[[], Encoder]] = {"minilm": _minilm}
 _TOKENS = r"(?u)\b\w+\b"  # keep one-character tokens: "5", "c" and "x" can decide a tool
 
 
