@@ -109,14 +109,17 @@ def run_cmd(
                                             "(0: no limit; default: the free tier's).")] = None,
     rpd: Annotated[int | None, typer.Option("--rpd", min=0, help="Requests per day per project and model "
                                             "(0: no limit; default: the free tier's).")] = None,
-    concurrency: Annotated[int | None, typer.Option("--concurrency", "-c", min=1, help="Requests in flight at once.")] = None,
-    limit: Annotated[int | None, typer.Option("--limit", min=1, help="Take at most this many jobs in this run.")] = None,
+    concurrency: Annotated[int | None, typer.Option("--concurrency", "-c", min=1,
+                                                    help="Requests in flight at once.")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=1,
+                                              help="Take at most this many jobs in this run.")] = None,
     base_url: Annotated[str | None, typer.Option("--base-url", help="A proxy, gateway or stand-in server "
                                                  "(env: GEMINI_BASE_URL).")] = None,
     wait: Annotated[bool, typer.Option("--wait", help="When every quota is used up, sleep until the daily reset "
                                        "and carry on.")] = False,
     timeout: Annotated[float | None, typer.Option("--timeout", help="Per-request timeout in seconds.")] = None,
-    max_attempts: Annotated[int | None, typer.Option("--max-attempts", min=1, help="Attempts before a job is dead.")] = None,
+    max_attempts: Annotated[int | None, typer.Option("--max-attempts", min=1,
+                                                     help="Attempts before a job is dead.")] = None,
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="First put failed and dead jobs back in "
                                                "the queue.")] = False,
     day_seconds: Annotated[float | None, typer.Option("--day-seconds", hidden=True,

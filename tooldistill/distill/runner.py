@@ -247,8 +247,9 @@ class Runner:
     def _exhausted_message(self) -> str:
         reset = self.summary.resets_at or self.clock.next_reset()
         when = time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(reset))
-        return (f"every teacher bucket is exhausted until {when} (in {_human(reset - self.clock.now())}; quota days "
-                f"end at {self.clock.describe()}); {self.summary.pending} job(s) pending. Resume after the reset "
+        left = _human(reset - self.clock.now())
+        return (f"every teacher bucket is exhausted until {when} (in {left}; daily quotas reset: "
+                f"{self.clock.describe()}); {self.summary.pending} job(s) pending. Resume after the reset "
                 f"with: {self.resume_hint} (add --wait to sleep until the reset and carry on)")
 
     # ------------------------------------------------------------ signals
