@@ -130,6 +130,7 @@ def test_push_uploads_the_adapter_with_a_model_card(story, cli, monkeypatch):
     assert "| `eval-card-test` | " + f"{story['v1']}:val | split labels, n=25: tool_accuracy 0.900 [0.800, 0.950] |" \
         in card
     assert "- `weather`: Get the current weather" in card and "lora:\n  r: 16" in card
+    assert "no catalogue in the prompt (the student learned it" in card  # tiny-cpu.yaml leaves it out
     assert json.loads(result.stdout)["repo"] == "me/tiny-router"
 
 

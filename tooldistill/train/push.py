@@ -91,8 +91,13 @@ def model_card(run: dict, *, catalog: Catalog, config_yaml: str, eval_runs: list
         data_line += f" ([dataset card](https://huggingface.co/datasets/{dataset_repo}))"
     evals = "\n".join(f"| `{e['id']}` | {_split_of(e)} | {_metrics_line(e.get('metrics') or {})} |"
                       for e in eval_runs) or "| (none yet: run `tooldistill eval run --run RUN`) | | |"
-    train_metrics = {k: metrics.get(k) for k in ("steps", "epochs", "train_loss_last", "eval_loss", "best_step",
-                                                 "tokens_per_s") if metrics.get(k) is not None}
+    train_metrics = {k: round(v, 4) if isinstance(v, float) else v for k in ("steps", "epochs", "train_loss_last",
+                     "eval_loss", "best_step", "tokens_per_s") if (v := metrics.get(k)) is not None}
+    import yaml
+
+    in_prompt = ((yaml.safe_load(config_yaml) or {}).get("data") or {}).get("catalog_in_prompt", True)
+    catalog_how = "the catalogue as `tools` (OpenAI function format)" if in_prompt else \
+        "no catalogue in the prompt (the student learned it; `tooldistill_catalog_in_prompt: false`)"
     val = metrics.get("val_score")
     kind = "merged model (LoRA merged into the unquantized base)" if merged else "LoRA adapter (PEFT)"
     body = f"""# {run['id']}: a tool router
@@ -111,9 +116,8 @@ the catalogue's JSON Schemas before executing them.
 
 ## How to prompt it
 
-Render the request with the tokenizer's chat template, the catalogue as `tools` (OpenAI function format), the
-system prompt stored in `tokenizer_config.json` (`tooldistill_system_prompt`) and the generation prompt; decode
-greedily. With tooldistill: `load_trained`, `render_prompt`, `generate_batch`, `parse_output` from
+Render the request with the tokenizer's chat template, {catalog_how}, the system prompt stored in
+`tokenizer_config.json` (`tooldistill_system_prompt`) and the generation prompt; decode greedily. With tooldistill: `load_trained`, `render_prompt`, `generate_batch`, `parse_output` from
 `tooldistill.train`.
 
 ## Training
