@@ -151,7 +151,8 @@ def _render_split(r) -> None:
     out.print(f"leakage check (independent MinHash LSH, Jaccard >= {leak.threshold}): train vs test/hard "
               f"[bold]{leak.train_test}[/bold] near-duplicate pairs; all cross-split pairs "
               f"{dict(leak.pairs) or 0}; templates across splits {leak.templates_across}; clusters across "
-              f"splits {leak.clusters_across}")
+              f"splits {leak.clusters_across}"
+              + (f"; {leak.regrouped} pairs the dedup run missed were grouped first" if leak.regrouped else ""))
     out.print(f"{r.n_groups:,} groups (largest {r.largest_group:,}); hard: {r.hard_reasons or 'none'}; "
               f"labels from {r.lineage['label_sources']}; dedup run {r.lineage['dedup_run']['id']}; "
               f"{r.n_dropped_duplicates:,} duplicates dropped; {r.n_unlabeled:,} unlabeled queries left out")

@@ -266,7 +266,7 @@ class NearDupParams:
     char_n: int = 2
     words: bool = True
     seed: int = 0
-    neighbours: int = 8
+    neighbours: int = 16
 
     def to_dict(self) -> dict:
         return {"threshold": self.threshold, "num_perm": self.num_perm, "char_n": self.char_n,

@@ -10,7 +10,9 @@ The hard split holds the test examples that are multi-tool, category ``ambiguous
 The version id is a hash of the members (normalised-text hash, split, label hash), the parameters and the
 catalogue hash: the same inputs give the same id, and re-running does not add a row. The report includes a
 leakage check computed independently of the grouping: MinHash LSH re-run across the splits with other
-permutations and a wider bucket window, counting verified near-duplicate pairs between splits.
+permutations and a wider bucket window, counting verified near-duplicate pairs between splits. Pairs it finds
+across the train / val / held-out lines (ones the dedup run's LSH missed) are joined into groups and the split
+is redone (at most ten rounds), so no known leak ships; ``leakage.regrouped`` counts them.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ HARD = "hard"
 HARD_SOURCES = ("review", "adjudicated")
 CHECK_SEED_OFFSET = 7919  # the leakage check draws other permutations than the dedup run it checks
 _HELD_OUT = {"test": "test", HARD: "test", "val": "val", "train": "train"}
+MAX_ROUNDS = 10
 
 
 @dataclass
@@ -51,14 +54,26 @@ class LeakageReport:
     templates_across: int
     clusters_across: int
     seconds: float
+    regrouped: int = 0
+    """Pairs the check found in an earlier round that the split then grouped (the dedup run had missed them)."""
+    index_pairs: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), dtype=np.int64), repr=False)
 
     @property
     def train_test(self) -> int:
         """Pairs between train and the held-out splits (test and hard): must be 0."""
         return self.pairs.get("train-test", 0) + self.pairs.get("train-hard", 0)
 
+    def leak_pairs(self, splits: list[str]) -> np.ndarray:
+        """The found pairs that cross the train / val / held-out lines (test-hard pairs are both held out)."""
+        if not len(self.index_pairs):
+            return self.index_pairs
+        side = np.array([_HELD_OUT.get(s, s) for s in splits], dtype=object)
+        return self.index_pairs[side[self.index_pairs[:, 0]] != side[self.index_pairs[:, 1]]]
+
     def to_dict(self) -> dict:
-        return {**asdict(self), "train_test": self.train_test}
+        d = {k: getattr(self, k) for k in ("threshold", "pairs", "exact", "examples", "templates_across",
+                                            "clusters_across", "seconds", "regrouped")}
+        return {**d, "train_test": self.train_test}
 
 
 @dataclass
@@ -134,24 +149,31 @@ def split(db: Database, *, seed: int = 0, fractions: tuple[float, float, float] 
     if not items:
         raise ToolDistillError("no labeled queries to split; label them first ('tooldistill distill run') or "
                                "import gold labels ('tooldistill data import --gold')")
-    groups = _groups(items)
-    progress(ProgressEvent("split", 1, 4, "split: assigning groups"))
-    assign = _assign(items, groups, fractions, seed)
-    reasons: Counter = Counter()
-    if hard:
-        for i, it in enumerate(items):
-            why = _hard_reasons(it) if assign[i] == "test" else []
-            if why:
-                assign[i] = HARD
-                reasons.update(why)
     params = {"seed": seed, "fractions": list(fractions), "hard": hard, "drop_duplicates": drop_duplicates,
               "stratify": "tool_set_key", "groups": ["dedup_cluster", "template_id"],
               "dedup": {"method": run.method, "threshold": run.threshold}}
-    progress(ProgressEvent("split", 2, 4, "split: leakage check"))
+    progress(ProgressEvent("split", 1, 4, "split: assigning groups, checking leakage"))
     # a semantic run's threshold is a cosine: the check then uses the MinHash defaults
     check = NearDupParams.from_dict(run.params) if run.method == "minhash" else NearDupParams()
-    leakage = check_leakage([it.text for it in items], assign, params=check,
-                            templates=[it.template_id for it in items], clusters=[it.cluster for it in items])
+    texts = [it.text for it in items]
+    extra = np.zeros((0, 2), dtype=np.int64)
+    for _ in range(MAX_ROUNDS):
+        groups = _groups(items, extra)
+        assign, reasons = _assign(items, groups, fractions, seed), Counter()
+        if hard:
+            for i, it in enumerate(items):
+                why = _hard_reasons(it) if assign[i] == "test" else []
+                if why:
+                    assign[i] = HARD
+                    reasons.update(why)
+        leakage = check_leakage(texts, assign, params=check, templates=[it.template_id for it in items],
+                                clusters=[it.cluster for it in items])
+        leaks = leakage.leak_pairs(assign)
+        if not len(leaks):
+            break
+        # pairs the dedup run missed: group them too and assign again, so no known leak ships
+        extra = np.concatenate([extra, leaks])
+    leakage.regrouped = len(extra)
     version_id = content_hash({"members": sorted([it.norm_hash, assign[i], it.label.hash] for i, it in enumerate(items)),
                                "params": params, "catalog": catalog.hash}, length=32)
     counts = _counts(items, assign)
@@ -201,8 +223,8 @@ def _items(db: Database, labels: dict, run: DedupRun, drop_duplicates: bool) -> 
     return items, unlabeled, dropped
 
 
-def _groups(items: list[_Item]) -> np.ndarray:
-    """Component id per item over the union of 'same dedup cluster' and 'same template'."""
+def _groups(items: list[_Item], pairs: np.ndarray) -> np.ndarray:
+    """Component id per item over the union of 'same dedup cluster', 'same template' and the given item pairs."""
     n = len(items)
     extra: dict[tuple, int] = {}
     edges = []
@@ -211,8 +233,8 @@ def _groups(items: list[_Item]) -> np.ndarray:
                     ("t", it.template_id) if it.template_id else None):
             if key is not None:
                 edges.append((i, n + extra.setdefault(key, len(extra))))
-    pairs = np.array(edges, dtype=np.int64).reshape(-1, 2)
-    return components(n + len(extra), pairs)[:n]
+    edges = np.concatenate([np.array(edges, dtype=np.int64).reshape(-1, 2), pairs])
+    return components(n + len(extra), edges)[:n]
 
 
 def _assign(items: list[_Item], groups: np.ndarray, fractions, seed: int) -> list[str]:
@@ -282,7 +304,7 @@ def check_leakage(texts: list[str], splits: list[str], *, params: NearDupParams 
                              "similarity": round(float(s), 4)})
     return LeakageReport(threshold=check.threshold, pairs=dict(found), exact=dict(exact), examples=examples,
                          templates_across=_straddling(templates, splits), clusters_across=_straddling(clusters, splits),
-                         seconds=round(time.perf_counter() - started, 3))
+                         seconds=round(time.perf_counter() - started, 3), index_pairs=pairs)
 
 
 def _straddling(keys: list | None, splits: list[str]) -> int:
@@ -314,6 +336,9 @@ def _warnings(db, run: DedupRun, leakage: LeakageReport, sizes: Counter, n: int,
         out.append(f"the largest group (duplicate clusters joined with templates) holds {big} of {n} examples "
                    f"({big / n:.0%}); it sits whole in one split, so label proportions drift; a higher dedup "
                    "threshold makes fewer, smaller clusters")
+    if leakage.regrouped:
+        out.append(f"the leakage check found {leakage.regrouped} near-duplicate pairs across splits that the dedup "
+                   f"run had not clustered; they were grouped and the split redone before the final check")
     if leakage.train_test:
         out.append(f"{leakage.train_test} near-duplicate pairs between train and the held-out splits "
                    "(see report.leakage.examples); re-run 'tooldistill curate dedup' then split again")
