@@ -15,6 +15,7 @@ from tooldistill.train import (SFTRunConfig, load_config, parse_overrides, selec
                                to_bnb_config, to_lora_config, to_sft_config)
 
 EXAMPLES = sorted(CONFIGS.glob("*.yaml"))
+SFT_EXAMPLES = [p for p in EXAMPLES if (yaml.safe_load(p.read_text()) or {}).get("student", "sft") == "sft"]
 CUDA = select_precision(cuda=True, bf16_supported=True)
 CPU = select_precision(cuda=False)
 
@@ -25,7 +26,15 @@ def test_the_four_example_configs_exist():
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
-def test_every_example_config_loads_and_maps_to_the_library_objects_without_weights(path, tmp_path):
+def test_every_example_config_validates_as_its_student_kind(path):
+    from tooldistill.train import load_student_config
+
+    config = load_student_config(path)
+    assert config.student == (yaml.safe_load(path.read_text()) or {}).get("student", "sft")
+
+
+@pytest.mark.parametrize("path", SFT_EXAMPLES, ids=lambda p: p.stem)
+def test_every_sft_example_config_maps_to_the_library_objects_without_weights(path, tmp_path):
     import torch
     from peft import LoraConfig
     from transformers import BitsAndBytesConfig
