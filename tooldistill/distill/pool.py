@@ -9,9 +9,11 @@ changes, so a restart neither hits a bucket known to be exhausted in this quota 
 invalid (until the key set changes). Sends are counted in the database too, so two processes on one database
 share each bucket's daily count and see each other's exhaustion before sending.
 
-Pacing: per bucket, a token bucket with rate RPM/60 and a burst of one (requests spread evenly over the minute)
-plus a sliding 60-second window, so no minute ever sees more than RPM sends from this process. The scheduler
-picks, among the slots that may send now, the one that has rested longest.
+Pacing: per bucket, requests spread evenly over the minute (one every 60/RPM seconds, a burst of one) on a
+schedule that absorbs lateness: a send made a little after its slot (the event loop was busy) does not push the
+following slots back, so a bucket kept busy sends at its full rate instead of drifting below it. A sliding window
+(60 s plus a small margin for the server's own clock and queueing) caps every minute at RPM sends from this
+process. The scheduler picks, among the slots that may send now, the one that has rested longest.
 """
 
 from __future__ import annotations
@@ -36,6 +38,9 @@ log = logging.getLogger(__name__)
 
 READY, COOLING, EXHAUSTED, INVALID = "ready", "cooling", "exhausted", "invalid"
 WINDOW_S = 60.0
+WINDOW_MARGIN_S = 0.25
+"""The sliding window is this much longer than a minute: the server counts a request when it reads it, a little
+after we sent it, and one counted a hair early would be a per-minute 429."""
 CLIENT_LIMIT = "daily limit of"
 """How the reason of a bucket exhausted by the client's own daily count starts."""
 RESET_SKEW_S = 600.0
@@ -64,6 +69,12 @@ class Bucket:
     rpd_reported: int | None = None
     sent: deque = field(default_factory=deque)
     last_sent: float = 0.0
+    next_slot: float = 0.0
+    """When the pacing schedule allows the next send (0: at once)."""
+
+    @property
+    def interval(self) -> float:
+        return WINDOW_S / self.rpm if self.rpm else 0.0
 
     def next_send_at(self, now: float) -> float:
         """The earliest time this bucket may send (``now`` if it may send at once)."""
@@ -71,13 +82,28 @@ class Bucket:
         if self.state in (COOLING, EXHAUSTED):
             t = max(t, self.until)
         if self.rpm:
-            while self.sent and self.sent[0] <= now - WINDOW_S:
+            while self.sent and self.sent[0] <= now - WINDOW_S - WINDOW_MARGIN_S:
                 self.sent.popleft()
-            if self.last_sent:
-                t = max(t, self.last_sent + WINDOW_S / self.rpm)
+            t = max(t, self.next_slot)
             if len(self.sent) >= self.rpm:
-                t = max(t, self.sent[-self.rpm] + WINDOW_S)
+                t = max(t, self.sent[-self.rpm] + WINDOW_S + WINDOW_MARGIN_S)
         return t
+
+    def count_send(self, now: float) -> None:
+        """Advance the pacing schedule by one send at ``now``.
+
+        A send up to half an interval behind its slot keeps the schedule (the next slot is one interval after
+        this one's, not after ``now``), so a busy bucket does not lose the loop's lateness on every send; a send
+        after a longer idle time starts the schedule afresh (no burst after idling).
+        """
+        self.sent.append(now)
+        self.last_sent = now
+        if not self.rpm:
+            return
+        if self.next_slot and 0 <= now - self.next_slot <= self.interval / 2:
+            self.next_slot += self.interval
+        else:
+            self.next_slot = max(now, self.next_slot) + self.interval
 
 
 @dataclass(eq=False)
@@ -176,6 +202,7 @@ class Pool:
                                " ORDER BY sent_at", [project, model, now - WINDOW_S]).fetchall()
         bucket.sent.extend(r[0] for r in sent)
         bucket.last_sent = bucket.sent[-1] if bucket.sent else 0.0
+        bucket.next_slot = bucket.last_sent + bucket.interval if bucket.last_sent else 0.0
         self.buckets[bid] = bucket
         self.db.execute("UPDATE buckets SET rpm = ?, rpd = ? WHERE id = ?", [rpm, rpd, bid])
         return bucket
@@ -285,8 +312,7 @@ class Pool:
                     self._exhaust(b, now, f"{CLIENT_LIMIT} {b.rpd} requests reached ({b.rpd_source})")
                 return False
         b.requests_today, b.day = row[0], day
-        b.sent.append(now)
-        b.last_sent = now
+        b.count_send(now)
         slot.last_used_at, slot.requests, slot.in_flight = now, slot.requests + 1, slot.in_flight + 1
         self._save_slot(slot)
         if b.rpd and b.requests_today >= b.rpd:

@@ -349,22 +349,25 @@ class Runner:
             self._launch(slot, now)
 
     def _launch(self, slot: Slot, now: float) -> None:
-        jobs = queue.claim(self.db, worker=self.worker, lease_s=self.settings.lease_s, model=slot.model,
-                           serve_unpinned=slot.serves_unpinned, prompt_version=self.prompt_version,
-                           catalog_hash=self.catalog_hash, purposes=PURPOSES, limit=1)
-        if not jobs:  # another process took it between the count and the claim
-            self._claimed(None)
-            return
-        job = jobs[0]
-        self._claimed(job)
-        self.taken += 1
-        if self._complete_from_cache(job):
-            return
-        if not self.pool.reserve(slot, now):
-            queue.release(self.db, job)
-            self._work_cache = None
-            self.taken -= 1
-            return
+        # The claim, the cache probe and the bucket's send count share one write transaction: one commit per
+        # request sent instead of three, which is what a busy run spends its CPU on besides the SDK.
+        with queue.immediate(self.db):
+            jobs = queue.claim(self.db, worker=self.worker, lease_s=self.settings.lease_s, model=slot.model,
+                               serve_unpinned=slot.serves_unpinned, prompt_version=self.prompt_version,
+                               catalog_hash=self.catalog_hash, purposes=PURPOSES, limit=1)
+            if not jobs:  # another process took it between the count and the claim
+                self._claimed(None)
+                return
+            job = jobs[0]
+            self._claimed(job)
+            self.taken += 1
+            if self._complete_from_cache(job):
+                return
+            if not self.pool.reserve(slot, now):
+                queue.release(self.db, job)
+                self._work_cache = None
+                self.taken -= 1
+                return
         task = asyncio.create_task(self._request(slot, job, now))
         self.tasks.add(task)
 

@@ -53,7 +53,8 @@ class DistillSettings(BaseModel):
     day_seconds: float | None = Field(default=None, gt=0,
                                       description="Length of a quota day (tests and demos); default: real days.")
     # queue and scheduling
-    concurrency: int = Field(default=4, ge=1, le=256, description="Requests in flight at once, over all slots.")
+    concurrency: int = Field(default=32, ge=1, le=256, description="Most requests in flight at once, over all "
+                             "slots (a cap: each bucket's pacing decides how many it sends).")
     lease_s: float = Field(default=300.0, gt=0, description="How long a claimed job stays leased.")
     max_attempts: int = Field(default=5, ge=1, description="Counted attempts before a job is dead.")
     grace_s: float = Field(default=20.0, ge=0, description="On Ctrl-C, how long in-flight requests may finish.")
