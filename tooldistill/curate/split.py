@@ -155,6 +155,30 @@ def split(db: Database, *, seed: int = 0, fractions: tuple[float, float, float] 
     progress(ProgressEvent("split", 1, 4, "split: assigning groups, checking leakage"))
     # a semantic run's threshold is a cosine: the check then uses the MinHash defaults
     check = NearDupParams.from_dict(run.params) if run.method == "minhash" else NearDupParams()
+    groups, assign, reasons, leakage = _assign_checked(items, fractions, seed, hard, check)
+    version_id = content_hash({"members": sorted([it.norm_hash, assign[i], it.label.hash] for i, it in enumerate(items)),
+                               "params": params, "catalog": catalog.hash}, length=32)
+    counts = _counts(items, assign)
+    sizes = Counter(groups)
+    warnings = _warnings(db, run, leakage, sizes, len(items), n_unlabeled)
+    lineage = _lineage(db, items, run, run_created, catalog.hash, n_unlabeled, dropped)
+    lineage["queries"]["rejected"] = n_rejected
+    progress(ProgressEvent("split", 3, 4, "split: storing"))
+    report = SplitReport(
+        version_id=version_id, name=name, created=False, counts=counts, params=params, lineage=lineage,
+        leakage=leakage, hard_reasons=dict(reasons), n_groups=len(sizes), largest_group=max(sizes.values()),
+        n_unlabeled=n_unlabeled, n_dropped_duplicates=dropped, seconds=0.0, warnings=warnings)
+    report.created = _store(db, report, items, assign, groups, catalog.hash)
+    report.seconds = round(time.perf_counter() - started, 3)
+    progress(ProgressEvent("split", 4, 4, "split: done"))
+    return report
+
+
+def _assign_checked(items: list[_Item], fractions, seed: int, hard: bool, check: NearDupParams):
+    """Assign groups, carve the hard split, run the leakage check; regroup what it finds until it finds nothing.
+
+    Returns: ``(groups, assignment, hard reasons, final leakage report)``.
+    """
     texts = [it.text for it in items]
     extra = np.zeros((0, 2), dtype=np.int64)
     for _ in range(MAX_ROUNDS):
@@ -174,22 +198,7 @@ def split(db: Database, *, seed: int = 0, fractions: tuple[float, float, float] 
         # pairs the dedup run missed: group them too and assign again, so no known leak ships
         extra = np.concatenate([extra, leaks])
     leakage.regrouped = len(extra)
-    version_id = content_hash({"members": sorted([it.norm_hash, assign[i], it.label.hash] for i, it in enumerate(items)),
-                               "params": params, "catalog": catalog.hash}, length=32)
-    counts = _counts(items, assign)
-    sizes = Counter(groups)
-    warnings = _warnings(db, run, leakage, sizes, len(items), n_unlabeled)
-    lineage = _lineage(db, items, run, run_created, catalog.hash, n_unlabeled, dropped)
-    lineage["queries"]["rejected"] = n_rejected
-    progress(ProgressEvent("split", 3, 4, "split: storing"))
-    report = SplitReport(
-        version_id=version_id, name=name, created=False, counts=counts, params=params, lineage=lineage,
-        leakage=leakage, hard_reasons=dict(reasons), n_groups=len(sizes), largest_group=max(sizes.values()),
-        n_unlabeled=n_unlabeled, n_dropped_duplicates=dropped, seconds=0.0, warnings=warnings)
-    report.created = _store(db, report, items, assign, groups, catalog.hash)
-    report.seconds = round(time.perf_counter() - started, 3)
-    progress(ProgressEvent("split", 4, 4, "split: done"))
-    return report
+    return groups, assign, reasons, leakage
 
 
 def _check_fractions(fractions) -> tuple[float, float, float]:
