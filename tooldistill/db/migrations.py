@@ -278,3 +278,21 @@ def m020_curate_dedup(db: Database) -> None:
         )
         db["dedup_members"].create_index(["cluster_id"])
         db["dedup_members"].create_index(["query_id"])
+
+
+@MIGRATIONS()
+def m070_distill_packing_and_prompts(db: Database) -> None:
+    # Packing: a job whose answer inside a packed request was missing or invalid is asked again on its own
+    # (jobs.unpack = 1); an attempt row of a packed request says how many queries it carried (pack_size).
+    if "unpack" not in db["jobs"].columns_dict:
+        db["jobs"].add_column("unpack", int)
+    if "pack_size" not in db["attempts"].columns_dict:
+        db["attempts"].add_column("pack_size", int)
+    # Prompt versions: every distinct teacher prompt a run used (system text, declarations, where it came from),
+    # so labels' prompt_version can be read back and `distill prompt show --version` prints what was sent.
+    if not db["prompt_versions"].exists():
+        db["prompt_versions"].create(
+            {"version": str, "system_instruction": str, "declarations": str, "source": str, "examples": int,
+             "catalog_hash": str, "created_at": str, "last_used_at": str},
+            pk="version",
+        )

@@ -180,6 +180,7 @@ def claim(
     purposes: tuple[str, ...] = ("label", "relabel"),
     limit: int = 1,
     ids: list[int] | None = None,
+    packable: bool = False,
     now: float | None = None,
 ) -> list[Job]:
     """Lease up to ``limit`` pending jobs that a slot of ``model`` can answer, oldest first.
@@ -191,12 +192,16 @@ def claim(
         prompt_version, catalog_hash: the current ones; jobs pinned to others are not claimed.
         purposes: which purposes this worker serves.
         ids: only these jobs (e.g. the ones the response cache can answer).
+        packable: only jobs that may share a packed request: label jobs without params that were not sent back
+            to be asked on their own (``unpack``).
 
     Returns: the leased jobs with their query text. Side effect: one ``BEGIN IMMEDIATE`` transaction.
     """
     now = time.time() if now is None else now
     marks = ",".join("?" * len(purposes))
     only = f" AND id IN ({','.join(str(int(i)) for i in ids)})" if ids is not None else ""
+    if packable:
+        only += " AND purpose = 'label' AND params IS NULL AND coalesce(unpack, 0) = 0"
     if ids is not None and not ids:
         return []
     token = secrets.token_hex(8)
@@ -260,14 +265,18 @@ def complete(
         )
 
 
-def release(db: Database, job: Job, *, error: str | None = None, delay_s: float = 0.0) -> bool:
+def release(db: Database, job: Job, *, error: str | None = None, delay_s: float = 0.0, unpack: bool = False) -> bool:
     """Give a leased job back to pending without counting an attempt (quota, key and shutdown cases).
+
+    Args:
+        unpack: its answer inside a packed request was missing or invalid: from now on it is asked on its own.
 
     Returns: False when the lease was already lost.
     """
     with immediate(db):
-        return _fenced_update(db, job, "state = 'pending', last_error = coalesce(?, last_error), available_at = ?",
-                              [error, time.time() + delay_s if delay_s else None])
+        return _fenced_update(db, job, "state = 'pending', last_error = coalesce(?, last_error), available_at = ?,"
+                              " unpack = CASE WHEN ? THEN 1 ELSE unpack END",
+                              [error, time.time() + delay_s if delay_s else None, int(unpack)])
 
 
 def fail(db: Database, job: Job, *, error: str, max_attempts: int, retry: bool = True,

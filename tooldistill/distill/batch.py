@@ -43,6 +43,7 @@ from ..progress import ProgressCallback, ProgressEvent, noop
 from .cache import cache_key, get_cached, put_cached
 from .keys import ApiKey
 from .outcomes import Outcome, TeacherResult, classify_error, classify_exception
+from .pricing import BATCH_DISCOUNT, PRICES_USD_PER_M, cost_usd  # noqa: F401 - re-exported for callers of batch
 from .settings import DistillSettings
 
 log = logging.getLogger(__name__)
@@ -51,29 +52,12 @@ PURPOSES = ("label", "relabel")
 LIVE = ("preparing", "pending", "running")
 FINAL = ("succeeded", "failed", "expired", "cancelled", "refused")
 WORKSPACE_ID_SETTING = "batch_workspace_id"
-PRICES_USD_PER_M: dict[str, tuple[float, float]] = {
-    "gemini-2.5-pro": (1.25, 10.00),
-    "gemini-2.5-flash": (0.30, 2.50),
-    "gemini-2.5-flash-lite": (0.10, 0.40),
-    "gemini-2.0-flash": (0.10, 0.40),
-    "gemini-2.0-flash-lite": (0.075, 0.30),
-}
-"""(input, output) USD per million tokens at the standard paid rate (text, prompts up to 200k tokens), from
-https://ai.google.dev/gemini-api/docs/pricing as of 2025; prices change, so treat costs as estimates."""
-BATCH_DISCOUNT = 0.5
 
 
 class BatchModeUnavailable(ToolDistillError):
     """The API refused Batch Mode for the key's project (a paid-tier feature)."""
 
 
-def cost_usd(model: str, prompt_tokens: int, output_tokens: int, *, batch: bool) -> float | None:
-    """The price of the tokens for ``model`` (``None`` for a model without a known price)."""
-    price = PRICES_USD_PER_M.get(model.removeprefix("models/"))
-    if price is None:
-        return None
-    usd = (prompt_tokens * price[0] + output_tokens * price[1]) / 1e6
-    return usd * BATCH_DISCOUNT if batch else usd
 
 
 class BatchSettings(BaseModel):
@@ -378,10 +362,10 @@ class BatchRunner:
                          query=job.text, purpose=job.purpose, params=job.params)
 
     def _config(self, job: queue.Job):
-        from .teacher import _generate_config
+        from .teacher import generate_config
 
         temperature = float(job.params.get("temperature", self.settings.temperature))
-        return _generate_config(self.prompt, temperature, None)
+        return generate_config(self.prompt, temperature, None)
 
     def _request_bytes(self, job: queue.Job) -> int:
         """An upper estimate of the job's line in the create body (its config is the same for every line)."""
@@ -559,8 +543,11 @@ class BatchRunner:
                 counts[{"labeled": "labels", "rejected": "rejected", "lost": "lost"}.get(state, "requeued")] += 1
                 db.execute("UPDATE batch_members SET state = ?, error = ? WHERE batch_id = ? AND job_id = ?",
                            [state, error, row["id"], member.id])
-            cost = cost_usd(self.model, counts["prompt_tokens"], counts["output_tokens"], batch=True) or 0.0
-            standard = cost_usd(self.model, counts["prompt_tokens"], counts["output_tokens"], batch=False) or 0.0
+            prices = self.settings.prices
+            cost = cost_usd(self.model, counts["prompt_tokens"], counts["output_tokens"], batch=True,
+                            prices=prices) or 0.0
+            standard = cost_usd(self.model, counts["prompt_tokens"], counts["output_tokens"], batch=False,
+                                prices=prices) or 0.0
             db.execute(
                 "UPDATE batches SET state = 'succeeded', remote_state = 'succeeded', answered = ?, line_errors = ?,"
                 " labels = ?, rejected = ?, requeued = ?, lost = ?, prompt_tokens = ?, output_tokens = ?,"

@@ -35,7 +35,9 @@ from .cache import cache_key, get_cached, put_cached
 from .clock import Clock, make_clock
 from .keys import ApiKey
 from .outcomes import Outcome, TeacherResult, classify_exception
+from .packing import PackedResult
 from .pool import Pool, Slot
+from .prompt import TeacherPrompt
 from .settings import DistillSettings
 
 log = logging.getLogger(__name__)
@@ -54,6 +56,9 @@ class Teacher(Protocol):
     async def ask(self, key: ApiKey, *, model: str, query: str, temperature: float) -> TeacherResult:
         """Ask ``model`` with ``key``; must not raise for API or network failures (they are outcomes)."""
 
+    async def ask_packed(self, key: ApiKey, *, model: str, queries: list[str], temperature: float) -> PackedResult:
+        """Ask for several labels in one request (only called with ``pack > 1``); must not raise either."""
+
     async def aclose(self) -> None:
         """Release clients."""
 
@@ -67,23 +72,35 @@ class GeminiTeacher:
     """
 
     def __init__(self, catalog: Catalog, *, base_url: str | None = None, api_version: str = "v1beta",
-                 timeout_s: float = 60.0):
+                 timeout_s: float = 60.0, prompt: TeacherPrompt | None = None):
         from .prompt import build_prompt
 
         self.catalog, self.base_url, self.api_version, self.timeout_s = catalog, base_url, api_version, timeout_s
-        self.prompt = build_prompt(catalog)
+        self.prompt = prompt or build_prompt(catalog)
         self.prompt_version = self.prompt.version
         self._clients: dict[str, object] = {}
 
-    async def ask(self, key: ApiKey, *, model: str, query: str, temperature: float = 0.0) -> TeacherResult:
-        from .teacher import ask_teacher, make_client
+    def _client(self, key: ApiKey):
+        from .teacher import make_client
 
         client = self._clients.get(key.fingerprint)
         if client is None:
             client = self._clients[key.fingerprint] = make_client(
                 key.reveal(), base_url=self.base_url, api_version=self.api_version, timeout_s=self.timeout_s)
-        return await ask_teacher(client, model=model, prompt=self.prompt, catalog=self.catalog, query=query,
-                                 temperature=temperature)
+        return client
+
+    async def ask(self, key: ApiKey, *, model: str, query: str, temperature: float = 0.0) -> TeacherResult:
+        from .teacher import ask_teacher
+
+        return await ask_teacher(self._client(key), model=model, prompt=self.prompt, catalog=self.catalog,
+                                 query=query, temperature=temperature)
+
+    async def ask_packed(self, key: ApiKey, *, model: str, queries: list[str], temperature: float = 0.0
+                         ) -> PackedResult:
+        from .packing import ask_packed
+
+        return await ask_packed(self._client(key), model=model, prompt=self.prompt, catalog=self.catalog,
+                                queries=queries, temperature=temperature)
 
     async def aclose(self) -> None:
         clients, self._clients = list(self._clients.values()), {}
@@ -103,10 +120,21 @@ class RunSummary:
     retried: int = 0
     released: int = 0
     cache_hits: int = 0
+    packed_requests: int = 0
+    """Requests that carried more than one query (``--pack``)."""
+    unpacked: int = 0
+    """Queries whose answer in a packed request was missing or invalid, sent back to be asked alone."""
     lost_leases: int = 0
     reclaimed: int = 0
     requests: dict[str, int] = field(default_factory=dict)
     paid: int = 0
+    labels_per_request: float = 0.0
+    """Labels and rejections stored per paid request (above 1 only with packing)."""
+    prompt_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float | None = None
+    """This run's tokens at list prices (``None`` when a model has no known price)."""
+    votes_enqueued: int = 0
     pending: int = 0
     elapsed_s: float = 0.0
     stopped: str = "done"
@@ -148,6 +176,7 @@ class Runner:
         self.clock = clock or make_clock(settings.day_seconds)
         self.progress, self.wait, self.limit, self.resume_hint = progress, wait, limit, resume_hint
         self.worker = queue.worker_id()
+        self.pack = settings.pack
         self.prompt_version, self.catalog_hash = self.teacher.prompt_version, catalog.hash
         self.summary = RunSummary()
         self.requests: Counter = Counter()
@@ -229,6 +258,10 @@ class Runner:
         queue.release_worker(self.db, self.worker)
         self.summary.requests = dict(self.requests)
         self.summary.paid = sum(n for k, n in self.requests.items() if k in (Outcome.OK, Outcome.REJECTED))
+        answered = self.summary.labels + self.summary.rejected - self.summary.cache_hits
+        self.summary.labels_per_request = round(answered / self.summary.paid, 3) if self.summary.paid else 0.0
+        if self.summary.cost_usd is not None:
+            self.summary.cost_usd = round(self.summary.cost_usd, 6)
         self.summary.pending = sum(c["pending"] + c["leased"] for p, c in queue.queue_counts(self.db).items()
                                    if p in PURPOSES)
         self.summary.problems = [{"state": st, "error": e, "jobs": n} for st, e, n in self.db.execute(
@@ -352,23 +385,30 @@ class Runner:
         # The claim, the cache probe and the bucket's send count share one write transaction: one commit per
         # request sent instead of three, which is what a busy run spends its CPU on besides the SDK.
         with queue.immediate(self.db):
-            jobs = queue.claim(self.db, worker=self.worker, lease_s=self.settings.lease_s, model=slot.model,
-                               serve_unpinned=slot.serves_unpinned, prompt_version=self.prompt_version,
-                               catalog_hash=self.catalog_hash, purposes=PURPOSES, limit=1)
+            claim = dict(worker=self.worker, lease_s=self.settings.lease_s, model=slot.model,
+                         serve_unpinned=slot.serves_unpinned, prompt_version=self.prompt_version,
+                         catalog_hash=self.catalog_hash, purposes=PURPOSES)
+            room = self.pack if self.limit is None else min(self.pack, self.limit - self.taken)
+            jobs = queue.claim(self.db, **claim, limit=room, packable=True) if room > 1 else []
+            if not jobs:  # nothing packable (pinned, votes, or sent back to be asked alone): one at a time
+                jobs = queue.claim(self.db, **claim, limit=1)
             if not jobs:  # another process took it between the count and the claim
                 self._claimed(None)
                 return
-            job = jobs[0]
-            self._claimed(job)
-            self.taken += 1
-            if self._complete_from_cache(job):
+            for job in jobs:
+                self._claimed(job)
+            self.taken += len(jobs)
+            jobs = [job for job in jobs if not self._complete_from_cache(job)]
+            if not jobs:
                 return
             if not self.pool.reserve(slot, now):
-                queue.release(self.db, job)
+                for job in jobs:
+                    queue.release(self.db, job)
                 self._work_cache = None
-                self.taken -= 1
+                self.taken -= len(jobs)
                 return
-        task = asyncio.create_task(self._request(slot, job, now))
+        request = self._request(slot, jobs[0], now) if len(jobs) == 1 else self._request_packed(slot, jobs, now)
+        task = asyncio.create_task(request)
         self.tasks.add(task)
 
     async def _pause(self, timeout: float | None) -> None:
@@ -412,20 +452,33 @@ class Runner:
         try:
             result = await self.teacher.ask(slot.key, model=slot.model, query=job.text, temperature=temperature)
         except asyncio.CancelledError:
-            self._abandoned(slot, job, sent_at)
+            self._abandoned(slot, [job], sent_at)
             raise
         except Exception as exc:  # a teacher that raises is still one classified outcome
             result = classify_exception(exc, model=slot.model)
         self._settle(slot, job, result, sent_at)
         self._wake.set()
 
-    def _abandoned(self, slot: Slot, job: queue.Job, sent_at: float) -> None:
+    async def _request_packed(self, slot: Slot, jobs: list[queue.Job], sent_at: float) -> None:
+        try:
+            packed = await self.teacher.ask_packed(slot.key, model=slot.model, queries=[j.text for j in jobs],
+                                                   temperature=self.settings.temperature)
+        except asyncio.CancelledError:
+            self._abandoned(slot, jobs, sent_at)
+            raise
+        except Exception as exc:
+            packed = PackedResult(classify_exception(exc, model=slot.model))
+        self._settle_packed(slot, jobs, packed, sent_at)
+        self._wake.set()
+
+    def _abandoned(self, slot: Slot, jobs: list[queue.Job], sent_at: float) -> None:
         self.pool.unreserve(slot)
         with queue.immediate(self.db):
-            self._record_attempt(slot, job, None, sent_at)
-            queue.release(self.db, job, error="abandoned at shutdown")
+            self._record_attempt(slot, jobs[0], None, sent_at, pack_size=len(jobs))
+            for job in jobs:
+                queue.release(self.db, job, error="abandoned at shutdown")
         self.requests["abandoned"] += 1
-        self.summary.released += 1
+        self.summary.released += len(jobs)
 
     def _settle(self, slot: Slot, job: queue.Job, result: TeacherResult, sent_at: float) -> None:
         """Apply one outcome: the pool's state, the job's fate and the attempt row, in one transaction."""
@@ -434,25 +487,74 @@ class Runner:
         if not out.paid:
             self._work_cache = None  # the job goes back to the queue (or out of it): count again
         self.requests[out.value] += 1
+        self._count_usage(slot.model, result)
         with queue.immediate(db):
             self._record_attempt(slot, job, result, sent_at)
             if out in (Outcome.OK, Outcome.REJECTED):
                 put_cached(db, self._cache_key(job, slot.model), result, model=slot.model,
                            prompt_version=self.prompt_version, query=job.text)
                 self._complete(job, result.label, slot.model, result.reject_reason, result.raw, cache_hit=False)
-            elif out in (Outcome.DAILY_QUOTA, Outcome.MINUTE_QUOTA, Outcome.BARE_429, Outcome.BAD_KEY):
-                queue.release(db, job, error=_error_text(result))
-                self.summary.released += 1
-            elif out == Outcome.TRANSIENT:
-                state = queue.fail(db, job, error=_error_text(result), max_attempts=s.max_attempts)
-                self.summary.dead += state == "dead"
-                self.summary.retried += state == "pending"
-            else:  # BAD_REQUEST: never retried blindly
-                if queue.fail(db, job, error=_error_text(result), max_attempts=s.max_attempts, retry=False):
-                    self.summary.failed += 1
+            else:
+                self._unanswered(job, result)
         if message:
             self._emit("key_invalid", force=True, message=message)
         self._emit("progress")
+
+    def _unanswered(self, job: queue.Job, result: TeacherResult) -> None:
+        """The job's fate when its request got no answer (ARCHITECTURE section 5's table)."""
+        out, db, s = result.outcome, self.db, self.settings
+        if out in (Outcome.DAILY_QUOTA, Outcome.MINUTE_QUOTA, Outcome.BARE_429, Outcome.BAD_KEY):
+            queue.release(db, job, error=_error_text(result))
+            self.summary.released += 1
+        elif out == Outcome.TRANSIENT:
+            state = queue.fail(db, job, error=_error_text(result), max_attempts=s.max_attempts)
+            self.summary.dead += state == "dead"
+            self.summary.retried += state == "pending"
+        else:  # BAD_REQUEST: never retried blindly
+            if queue.fail(db, job, error=_error_text(result), max_attempts=s.max_attempts, retry=False):
+                self.summary.failed += 1
+
+    def _settle_packed(self, slot: Slot, jobs: list[queue.Job], packed: PackedResult, sent_at: float) -> None:
+        """Apply a packed request's outcome: each valid answer completes its job; a job whose answer is missing
+        or invalid (or all of them, when the answer was not usable at all) goes back to be asked alone."""
+        result = packed.request
+        message = self.pool.record(slot, result, self.clock.now())
+        out, db = result.outcome, self.db
+        self.requests[out.value] += 1
+        self._count_usage(slot.model, result)
+        self._work_cache = None
+        with queue.immediate(db):
+            self._record_attempt(slot, jobs[0], result, sent_at, pack_size=len(jobs))
+            if out in (Outcome.OK, Outcome.REJECTED):
+                self.summary.packed_requests += 1
+                items = packed.items or [None] * len(jobs)
+                for job, item in zip(jobs, items):
+                    if item is None:
+                        queue.release(db, job, unpack=True,
+                                      error="its answer in a packed request was missing or invalid: asked alone next")
+                        self.summary.unpacked += 1
+                        continue
+                    put_cached(db, self._cache_key(job, slot.model), item, model=slot.model,
+                               prompt_version=self.prompt_version, query=job.text)
+                    self._complete(job, item.label, slot.model, None, item.raw, cache_hit=False)
+            else:
+                for job in jobs:
+                    self._unanswered(job, result)
+        if message:
+            self._emit("key_invalid", force=True, message=message)
+        self._emit("progress")
+
+    def _count_usage(self, model: str, result: TeacherResult) -> None:
+        from .pricing import cost_usd
+
+        usage = result.usage
+        if usage is None or result.outcome not in (Outcome.OK, Outcome.REJECTED):
+            return
+        self.summary.prompt_tokens += usage.prompt_tokens or 0
+        self.summary.output_tokens += usage.output_tokens or 0
+        cost = cost_usd(model, usage.prompt_tokens or 0, usage.output_tokens or 0, prices=self.settings.prices)
+        if cost is not None:
+            self.summary.cost_usd = (self.summary.cost_usd or 0.0) + cost
 
     def _complete(self, job: queue.Job, label, model: str, reject_reason, raw, *, cache_hit: bool) -> None:
         lid = queue.complete(self.db, job, label=label, model=model, reject_reason=reject_reason, raw=raw,
@@ -464,12 +566,13 @@ class Runner:
         else:
             self.summary.rejected += 1
 
-    def _record_attempt(self, slot: Slot, job: queue.Job, result: TeacherResult | None, sent_at: float) -> None:
+    def _record_attempt(self, slot: Slot, job: queue.Job, result: TeacherResult | None, sent_at: float, *,
+                        pack_size: int | None = None) -> None:
         usage = result.usage if result is not None else None
         self.db.conn.execute(
             "INSERT INTO attempts (job_id, slot_id, project, model, started_at, latency_ms, outcome, status_code,"
             " error_kind, message, prompt_tokens, output_tokens, total_tokens, purpose, query_id, worker, sent_at,"
-            " day) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            " day, pack_size) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             [job.id, slot.id, slot.bucket.project, slot.model, now_iso(),
              round(result.latency_ms, 3) if result is not None else None,
              result.outcome.value if result is not None else "abandoned",
@@ -478,7 +581,7 @@ class Runner:
              (result.message or result.reject_reason) if result is not None else "abandoned at shutdown",
              usage.prompt_tokens if usage else None, usage.output_tokens if usage else None,
              usage.total_tokens if usage else None, job.purpose, job.query_id, self.worker, sent_at,
-             self.clock.day(sent_at)])
+             self.clock.day(sent_at), pack_size if pack_size and pack_size > 1 else None])
 
     # ------------------------------------------------------------ cache
 

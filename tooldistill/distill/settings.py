@@ -34,6 +34,15 @@ class ModelLimits(BaseModel):
     rpd: int | None = Field(default=None, ge=0, description="Requests per day per project (0: no limit).")
 
 
+class ModelPrice(BaseModel):
+    """A list price under ``[distill.prices."MODEL"]``, overriding :data:`~tooldistill.distill.pricing.PRICES_USD_PER_M`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    input: float = Field(ge=0, description="USD per million input (prompt) tokens.")
+    output: float = Field(ge=0, description="USD per million output tokens (thinking included).")
+
+
 class DistillSettings(BaseModel):
     """How ``distill run`` talks to the teacher."""
 
@@ -50,11 +59,15 @@ class DistillSettings(BaseModel):
     rpm: int | None = Field(default=None, ge=0, description="Requests per minute per (project, model), all models.")
     rpd: int | None = Field(default=None, ge=0, description="Requests per day per (project, model), all models.")
     limits: dict[str, ModelLimits] = Field(default_factory=dict, description="Per-model rpm/rpd overrides.")
+    prices: dict[str, ModelPrice] = Field(default_factory=dict, description="Per-model list prices overriding the "
+                                          "built-in table (USD per million tokens).")
     day_seconds: float | None = Field(default=None, gt=0,
                                       description="Length of a quota day (tests and demos); default: real days.")
     # queue and scheduling
     concurrency: int = Field(default=32, ge=1, le=256, description="Most requests in flight at once, over all "
                              "slots (a cap: each bucket's pacing decides how many it sends).")
+    pack: int = Field(default=1, ge=1, le=50, description="Queries per request (structured output); answers "
+                      "that come back missing or invalid are asked again one by one.")
     lease_s: float = Field(default=300.0, gt=0, description="How long a claimed job stays leased.")
     max_attempts: int = Field(default=5, ge=1, description="Counted attempts before a job is dead.")
     grace_s: float = Field(default=20.0, ge=0, description="On Ctrl-C, how long in-flight requests may finish.")

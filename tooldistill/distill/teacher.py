@@ -54,7 +54,12 @@ def client_key(client: Any) -> str | None:
     return getattr(getattr(client, "_api_client", None), "api_key", None)
 
 
-def _generate_config(prompt: TeacherPrompt, temperature: float, max_output_tokens: int | None):
+def generate_config(prompt: TeacherPrompt, temperature: float, max_output_tokens: int | None = None):
+    """The ``GenerateContentConfig`` of a one-query label request (cached per prompt version and sampling).
+
+    Function calling in mode ANY over the prompt's declarations, thinking off, no automatic function calling or
+    continuation; shared by online requests and Batch Mode lines.
+    """
     from google.genai import types
 
     key = (prompt.version, temperature, max_output_tokens)
@@ -90,7 +95,7 @@ async def ask_teacher(client: "genai.Client", *, model: str, prompt: TeacherProm
     for an answer that is not a valid label (a paid answer), or the outcome of the error; never raises for API or
     network failures. Usage, latency and the raw response or error body are filled; the key never appears.
     """
-    config = _generate_config(prompt, temperature, max_output_tokens)
+    config = generate_config(prompt, temperature, max_output_tokens)
     start = time.perf_counter()
     try:
         response = await client.aio.models.generate_content(model=model, contents=query, config=config)
@@ -119,7 +124,7 @@ def parse_response(response: Any, *, catalog: Catalog, model: str | None = None)
     reason = _reject_reason(response)
     if reason is None:
         calls = _function_calls(response)
-        label, reason = _label_from_calls(calls, catalog)
+        label, reason = label_from_calls(calls, catalog)
         result.label = label
     if reason is not None:
         result.reject_reason = reason
@@ -129,7 +134,9 @@ def parse_response(response: Any, *, catalog: Catalog, model: str | None = None)
     return result
 
 
-def _reject_reason(response: Any) -> str | None:
+def envelope_problem(response: Any) -> str | None:
+    """Why an answer carries nothing usable (a blocked prompt, no candidates, a finish reason other than STOP),
+    or ``None``."""
     if not response.candidates:
         feedback = response.prompt_feedback
         block = getattr(feedback, "block_reason", None) if feedback is not None else None
@@ -138,6 +145,14 @@ def _reject_reason(response: Any) -> str | None:
     finish = _enum_name(cand.finish_reason) if cand.finish_reason is not None else None
     if finish not in (None, "STOP"):
         return f"finish reason {finish}"
+    return None
+
+
+def _reject_reason(response: Any) -> str | None:
+    problem = envelope_problem(response)
+    if problem is not None:
+        return problem
+    cand = response.candidates[0]
     if not _function_calls(response):
         text = "".join(p.text or "" for p in (cand.content.parts or []) if p.text) if cand.content else ""
         return "no function call" + (f" (answered text: {text[:120]!r})" if text else "")
@@ -150,7 +165,12 @@ def _function_calls(response: Any) -> list:
     return [p.function_call for p in parts if p.function_call is not None]
 
 
-def _label_from_calls(calls: list, catalog: Catalog) -> tuple[Label | None, str | None]:
+def label_from_calls(calls: list, catalog: Catalog) -> tuple[Label | None, str | None]:
+    """Validate function calls (objects with ``.name`` and ``.args``) as one label.
+
+    Returns: ``(label, None)``, or ``(None, reason)`` when they are not a valid label (``no_tool`` mixed with
+    calls, an unknown tool, arguments that fail the schema).
+    """
     names = [c.name or "" for c in calls]
     real = [c for c in calls if c.name != NO_TOOL]
     if len(real) < len(calls):

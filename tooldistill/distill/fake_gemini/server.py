@@ -8,6 +8,7 @@ are a table (:data:`_ROUTES`), so later endpoints (batches) are a row and a meth
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import random
@@ -214,6 +215,7 @@ class _Handler(BaseHTTPRequestHandler):
                 value = self.state.synthesis.answer(request)
             else:
                 value = self.state.structured(request, self.state.answer_for(model, request))
+                value = _corrupt_packed(value, fault)
             parts = [{"text": json.dumps(value, ensure_ascii=False)}]
             return Reply(200, bodies.response(parts=parts, **common), outcome=Outcome.OK, fault=fault)
         if fault == "text_answer" or not names:
@@ -415,6 +417,21 @@ def _draw_fault(rng: random.Random, rates: dict) -> str | None:
     return None
 
 
+def _corrupt_packed(value: Any, fault: str | None) -> Any:
+    """A packed answer with an answer fault lands on its first item only (the rest of the pack stays good)."""
+    items = value.get("answers") if isinstance(value, dict) else None
+    if fault not in ("unknown_tool", "bad_args") or not items or not items[0].get("calls"):
+        return value
+    first = dict(items[0])
+    call = dict(first["calls"][0])
+    if fault == "unknown_tool":
+        call["name"] = str(call.get("name")) + "_v2"
+    else:
+        call["args"] = {"unexpected_argument": 12345}
+    first["calls"] = [call, *first["calls"][1:]]
+    return {**value, "answers": [first, *items[1:]]}
+
+
 def _fit_to_declared(calls: list[tuple[str, dict]], names: list[str]) -> list[tuple[str, dict]]:
     """Keep the calls the request lets the model make; a model in mode ANY must call something."""
     kept = [c for c in calls if c[0] in names]
@@ -423,6 +440,10 @@ def _fit_to_declared(calls: list[tuple[str, dict]], names: list[str]) -> list[tu
     if NO_TOOL in names:
         return [(NO_TOOL, {"reason": "the known answer is not among the declared functions"})]
     return [(names[0], {})]
+
+
+_GONE_ERRNOS = {errno.EPIPE, errno.ECONNRESET, errno.ECONNABORTED, errno.ENOTCONN, errno.EBADF}
+"""OSErrors that mean the client went away (a reset socket can also fail setsockopt or shutdown)."""
 
 
 class _Server(ThreadingHTTPServer):
@@ -439,7 +460,8 @@ class _Server(ThreadingHTTPServer):
     def handle_error(self, request: Any, client_address: Any) -> None:
         import sys
 
-        if isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+        exc = sys.exc_info()[1]
+        if isinstance(exc, ConnectionError) or (isinstance(exc, OSError) and exc.errno in _GONE_ERRNOS):
             return  # a client killed mid-request (the kill tests do it on purpose): nothing to report
         super().handle_error(request, client_address)
 

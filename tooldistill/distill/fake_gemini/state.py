@@ -52,9 +52,42 @@ class Reply:
         return text.encode("utf-8")
 
 
+def packed_declarations(schema: Any) -> dict[str, dict] | None:
+    """Function name -> parameter schema of a packed-answer schema (``answers[].calls[]`` branches, see
+    :mod:`tooldistill.distill.packing`), or ``None`` when ``schema`` is not one."""
+    try:
+        branches = schema["properties"]["answers"]["items"]["properties"]["calls"]["items"]["anyOf"]
+    except (KeyError, TypeError):
+        return None
+    out = {}
+    for branch in branches if isinstance(branches, list) else []:
+        props = branch.get("properties") if isinstance(branch, dict) else None
+        names = ((props or {}).get("name") or {}).get("enum") or []
+        if names:
+            out[names[0]] = props.get("args") or {"type": "object", "properties": {}}
+    return out or None
+
+
+def packed_messages(request: GenerateRequest) -> list[tuple[Any, str]] | None:
+    """The ``(id, text)`` messages of a packed request's user turn, or ``None`` when it is not one."""
+    try:
+        messages = json.loads(request.last_user_text).get("messages")
+        return [(m["id"], str(m["text"])) for m in messages]
+    except (ValueError, AttributeError, KeyError, TypeError):
+        return None
+
+
 def default_structured_answer(request: GenerateRequest, answer_for: Callable[[str], Answer]) -> Any:
-    """The label of the last user turn as JSON: ``[{"tool", "args"}]`` for an array schema, else
-    ``{"calls": [...], "reason": ...}``."""
+    """Answer a structured-output request from the oracle.
+
+    A packed request (several numbered messages, a schema with ``answers``) gets one answer per message, each
+    with the same seeded noise as the query asked alone; otherwise the label of the last user turn:
+    ``[{"tool", "args"}]`` for an array schema, else ``{"calls": [...], "reason": ...}``.
+    """
+    messages = packed_messages(request)
+    if messages is not None and packed_declarations(request.response_schema):
+        return {"answers": [{"id": mid, "calls": [{"name": n, "args": a} for n, a in answer_for(text).parts()]}
+                            for mid, text in messages]}
     answer = answer_for(request.last_user_text)
     calls = [{"tool": name, "args": args} for name, args in answer.calls]
     schema = request.response_schema or {}
@@ -132,7 +165,9 @@ class State:
         while window and window[0] <= now - cfg.minute_seconds:
             window.popleft()
         if rpm is not None and len(window) >= rpm:
-            delay = cfg.retry_delay_s if cfg.retry_delay_s is not None else window[0] + cfg.minute_seconds - now
+            # rpm 0 (no per-minute quota at all on this project): the window never frees, wait a whole minute
+            oldest = window[0] if window else now
+            delay = cfg.retry_delay_s if cfg.retry_delay_s is not None else oldest + cfg.minute_seconds - now
             body = bodies.quota_429(model=model, window="Minute", limit=rpm, retry_delay_s=max(delay, 0.0),
                                     tier=cfg.tier)
             return Reply(429, body, outcome=Outcome.MINUTE_QUOTA, fault="minute_quota")
@@ -160,10 +195,12 @@ class State:
         cfg = self.config
         rate = cfg.models[model].noise_rate
 
+        # a packed request declares its tools in the answer schema: the same names, so the same noise
+        declarations = request.declarations or packed_declarations(request.response_schema) or {}
+
         def answer(text: str) -> Answer:
             gold = self.oracle.lookup(text)
-            return add_noise(gold, query=text, declarations=request.declarations, seed=cfg.seed, model=model,
-                             rate=rate)
+            return add_noise(gold, query=text, declarations=declarations, seed=cfg.seed, model=model, rate=rate)
 
         return answer
 
