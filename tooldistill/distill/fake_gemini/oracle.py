@@ -60,7 +60,7 @@ class Oracle:
 
     @classmethod
     def from_jsonl(cls, path: str | Path) -> "Oracle":
-        """Read ``{"query", "calls"}`` lines (``label`` is accepted for ``calls``; any label shape).
+        """Read ``{"query", "calls"}`` lines (``text``/``label`` accepted too, so a `data export` file works).
 
         Raises: InputError naming the file and line.
         """
@@ -75,7 +75,7 @@ class Oracle:
             try:
                 row = json.loads(line)
                 calls = row["calls"] if "calls" in row else row["label"]
-                oracle.add(row["query"], calls, row.get("reason"))
+                oracle.add(row["query"] if "query" in row else row["text"], calls, row.get("reason"))
             except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
                 what = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc).splitlines()[0]
                 raise InputError(f"not an oracle line ({what}); expected {{\"query\": ..., \"calls\": [...]}}",
