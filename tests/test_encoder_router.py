@@ -131,3 +131,31 @@ def test_encoder_config_rejects_unknown_keys_and_impossible_combinations(tmp_pat
     assert "bad.yaml" in str(exc.value) and "warmup_steps" in str(exc.value)
     with pytest.raises(InputError, match="tool_threshold"):
         load_student_config(good, {"eval.tool_threshold": 0.5})
+
+
+def test_retain_objective_spends_at_most_its_in_scope_budget_on_no_tool_recall():
+    tool_scores = np.linspace(0.3, 1.0, 100)
+    none_scores = np.linspace(0.2, 0.6, 10)
+    probs = np.zeros((110, 3))
+    probs[:100, 0] = tool_scores
+    probs[100:, 1] = none_scores
+    gold = [("calculator",)] * 100 + [()] * 10
+    recalls = []
+    for budget in (0.0, 0.1, 0.5):
+        th = calibrate_thresholds(probs, TOOLS, gold, head="sigmoid", objective="retain", in_scope_budget=budget)
+        assert th.metrics["in_scope_accuracy"] >= 1.0 - budget - 1e-9
+        recalls.append(th.metrics["no_tool_recall"])
+    assert recalls[0] == 0.3 < recalls[1] < recalls[2] == 1.0  # the three lowest no-tool rows are free
+
+
+def test_similarity_gate_rejects_far_queries_the_probabilities_missed():
+    # The no-tool rows look confident (p = 0.9) but are far from every training query (cosine 0.2).
+    probs = np.array([[0.9, 0.05, 0.05]] * 20)
+    sims = np.array([0.8] * 15 + [0.2] * 5)
+    gold = [("calculator",)] * 15 + [()] * 5
+    without = calibrate_thresholds(probs, TOOLS, gold, head="sigmoid", objective="balanced")
+    with_gate = calibrate_thresholds(probs, TOOLS, gold, head="sigmoid", objective="balanced", similarity=sims)
+    assert without.metrics["no_tool_recall"] == 0.0 and without.similarity is None
+    assert 0.2 < with_gate.similarity < 0.8 and with_gate.score == 1.0
+    assert decide(probs, TOOLS, head="sigmoid", no_tool_threshold=with_gate.no_tool, similarity=sims,
+                  similarity_threshold=with_gate.similarity) == gold

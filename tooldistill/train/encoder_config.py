@@ -5,10 +5,10 @@ defaults < the YAML file < ``--set key=value`` overrides; unknown keys are error
 
     student: encoder
     seed: 0
-    head: {kind: sigmoid}          # multi-label over tools; "no tool" when the best tool is under the threshold
+    head: {kind: softmax}          # one class per tool set seen in training, "<none>" among them
     data: {max_length: 48}
     optim: {epochs: 6, batch_size: 32, learning_rate: 1.0e-4}
-    eval: {patience: 2, objective: balanced}
+    eval: {patience: 2, objective: retain, in_scope_budget: 0.01, similarity_gate: true}
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ class EncoderModelOptions(_Group):
 
 class HeadOptions(_Group):
     kind: Literal["sigmoid", "softmax"] = Field(
-        default="sigmoid", description="sigmoid: one output per tool (multi-tool sets are any tools over the tool "
+        default="softmax", description="sigmoid: one output per tool (multi-tool sets are any tools over the tool "
                                        "threshold; no tool when the best is under the no-tool threshold); softmax: "
                                        "one class per tool set seen in training (including no tool).")
     dropout: float = Field(default=0.1, ge=0, lt=1, description="Dropout before the classifier.")
@@ -64,11 +64,16 @@ class EncoderOptimOptions(_Group):
 
 
 class EncoderEvalOptions(_Group):
-    patience: int = Field(default=2, ge=1, description="Stop after this many epochs without a better val objective.")
-    objective: Literal["balanced", "accuracy"] = Field(
-        default="balanced", description="What thresholds and early stopping maximise on val: balanced = mean of "
-                                        "tool-set accuracy on tool rows and no-tool recall; accuracy = plain "
-                                        "tool-set accuracy over all rows.")
+    patience: int = Field(default=2, ge=1, description="Stop after this many epochs without a better val score "
+                                                       "(the balanced objective at its best threshold).")
+    objective: Literal["retain", "balanced", "accuracy"] = Field(
+        default="retain", description="What thresholds and early stopping maximise on val: retain = the most "
+                                      "no-tool recall that costs at most in_scope_budget of tool-set accuracy on "
+                                      "rows that need a tool; balanced = no_tool_weight x no-tool recall + the rest "
+                                      "x in-scope accuracy; accuracy = plain tool-set accuracy over all rows.")
+    in_scope_budget: float = Field(default=0.01, ge=0, lt=1,
+                                   description="retain objective: in-scope accuracy the no-tool decision may cost "
+                                               "on val (0.01 = one point).")
     no_tool_threshold: float | None = Field(default=None, ge=0, le=1,
                                             description="Fix the no-tool threshold instead of calibrating it on val.")
     tool_threshold: float | None = Field(default=None, ge=0, le=1,

@@ -8,7 +8,11 @@ pooling, thresholds). The decision rule, which ``router.json`` documents for use
 - ``softmax`` head (one class per tool set seen in training, ``<none>`` among them): the most probable set;
   **no tool** when that is ``<none>`` or its probability is under ``no_tool_threshold``.
 
-Both thresholds are calibrated on the validation split (:func:`calibrate_thresholds`). Decisions and calibration
+- the similarity gate (when ``similarity_threshold`` is set): **no tool** also when the cosine between the
+  query's mean-pooled last hidden state and its nearest training query (``exemplars.safetensors``) is under it:
+  a request far from everything the router was trained on is rarely one of its tools.
+
+The thresholds are calibrated on the validation split (:func:`calibrate_thresholds`). Decisions and calibration
 are numpy only; torch and transformers load when a router is built.
 """
 
@@ -139,7 +143,9 @@ class Thresholds:
 
 
 def _objective_curve(sets: list[ToolSet], scores: np.ndarray, gold: list[ToolSet], candidates: np.ndarray,
-                     objective: str, weight: float = 0.5, gate: np.ndarray | None = None) -> np.ndarray:
+                     objective: str, weight: float = 0.5, gate: np.ndarray | None = None,
+                     budget: float = 0.01) -> np.ndarray:
+    """The objective at each no-tool threshold candidate (rows: ``scores >= candidate`` keep their tool set)."""
     has_tool = np.array([bool(g) for g in gold], dtype=bool)
     match = np.array([s == g and bool(g) for s, g in zip(sets, gold)], dtype=bool)
     said_none = np.array([not s for s in sets], dtype=bool)
@@ -151,21 +157,29 @@ def _objective_curve(sets: list[ToolSet], scores: np.ndarray, gold: list[ToolSet
     if objective == "accuracy" or not has_tool.any() or has_tool.all():
         total = correct_tool.sum(0) + correct_none.sum(0)
         return total / max(1, len(gold))
-    return (1 - weight) * correct_tool.mean(0) + weight * correct_none.mean(0)
+    in_scope, recall = correct_tool.mean(0), correct_none.mean(0)
+    if objective == "retain":
+        # Most no-tool recall while in-scope accuracy stays within `budget` of what no rejection at all gives;
+        # in-scope accuracy breaks ties. Infeasible thresholds score below every feasible one.
+        ceiling = match[has_tool].mean()
+        feasible = in_scope >= ceiling - budget - 1e-12
+        return np.where(feasible, recall + 1e-3 * in_scope, -1.0 + in_scope)
+    return (1 - weight) * in_scope + weight * recall
 
 
 def calibrate_thresholds(probs: np.ndarray, labels: Sequence[str], gold: Sequence[ToolSet], *, head: str,
                          objective: str = "balanced", max_tools: int = 1, no_tool_threshold: float | None = None,
                          tool_threshold: float | None = None, no_tool_weight: float = 0.5,
-                         similarity: np.ndarray | None = None) -> Thresholds:
+                         in_scope_budget: float = 0.01, similarity: np.ndarray | None = None) -> Thresholds:
     """Choose the no-tool threshold (and the sigmoid head's extra-tool threshold) that maximise ``objective``.
 
     Args:
         probs: (rows, outputs) validation probabilities; ``labels`` names the outputs.
         gold: each row's gold tool set (``()`` = no tool).
         head: ``sigmoid`` or ``softmax``.
-        objective: ``balanced`` (``no_tool_weight`` x no-tool recall + the rest x in-scope tool-set accuracy) or
-            ``accuracy`` (plain accuracy over the rows as they come).
+        objective: ``balanced`` (``no_tool_weight`` x no-tool recall + the rest x in-scope tool-set accuracy),
+            ``retain`` (the most no-tool recall that costs at most ``in_scope_budget`` of in-scope accuracy
+            against never saying no tool) or ``accuracy`` (plain accuracy over the rows as they come).
         max_tools: largest tool set seen in training (1 disables the extra-tool threshold).
         no_tool_threshold, tool_threshold: fixed values that are kept instead of searched.
         similarity: each row's cosine to its nearest training query; when given, a similarity-gate threshold is
@@ -193,9 +207,10 @@ def calibrate_thresholds(probs: np.ndarray, labels: Sequence[str], gold: Sequenc
             if no_tool_threshold is not None:
                 nu = float(no_tool_threshold)
                 value = float(_objective_curve(sets, scores, gold, np.array([nu]), objective, no_tool_weight,
-                                               gate)[0])
+                                               gate, in_scope_budget)[0])
             else:
-                nu, value = _best_no_tool_threshold(sets, scores, gold, objective, no_tool_weight, gate)
+                nu, value = _best_no_tool_threshold(sets, scores, gold, objective, no_tool_weight, gate,
+                                                    in_scope_budget)
             results.append((value, nu, sigma))
         top = max(r[0] for r in results)
         ties = [r for r in results if r[0] >= top - 1e-12]
@@ -215,12 +230,13 @@ def _midpoints(values: np.ndarray, most: int) -> list[float]:
 
 
 def _best_no_tool_threshold(sets: list[ToolSet], scores: np.ndarray, gold: list[ToolSet], objective: str,
-                            weight: float = 0.5, gate: np.ndarray | None = None) -> tuple[float, float]:
+                            weight: float = 0.5, gate: np.ndarray | None = None,
+                            budget: float = 0.01) -> tuple[float, float]:
     uniq = np.unique(scores)
     if len(uniq) > MAX_NO_TOOL_CANDIDATES:
         uniq = np.unique(np.quantile(scores, np.linspace(0, 1, MAX_NO_TOOL_CANDIDATES)))
     candidates = np.concatenate([[0.0], uniq])
-    curve = _objective_curve(sets, scores, gold, candidates, objective, weight, gate)
+    curve = _objective_curve(sets, scores, gold, candidates, objective, weight, gate, budget)
     top = curve.max()
     best = np.flatnonzero(curve >= top - 1e-12)
     run_end = best[0]
