@@ -9,96 +9,10 @@ import typer
 from rich.table import Table
 
 from .common import JsonOpt, err, out, print_json, state
+from .distill_view import DEFAULT_LOG_EVERY_S, RunDisplay, human_duration, print_summary
 
 app = typer.Typer(no_args_is_help=True, help="Label queries with the Gemini teacher: a durable job queue over a "
                   "quota-aware pool of keys; stop, kill or resume it at any moment.")
-
-PLAIN_EVERY_S = 10.0
-
-
-class _Display:
-    """Draws runner events: a live panel on a TTY, a plain line every few seconds otherwise."""
-
-    def __init__(self, *, quiet: bool):
-        self.quiet, self.tty = quiet, err.is_terminal
-        self.live = None
-        self.last_plain = 0.0
-
-    def __enter__(self) -> "_Display":
-        if self.tty and not self.quiet:
-            from rich.live import Live
-
-            self.live = Live(console=err, refresh_per_second=4, transient=True)
-            self.live.__enter__()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.live is not None:
-            self.live.__exit__(*exc)
-
-    def __call__(self, event) -> None:
-        info = event.info
-        kind = info.get("kind")
-        if kind == "key_invalid":
-            err.print(f"[bold red]{event.message}[/bold red]", highlight=False)
-        elif kind == "waiting" and not self.quiet:
-            until = time.strftime("%H:%M:%S", time.localtime(info["resets_at"]))
-            err.print(f"every bucket is exhausted; waiting until {until} for the daily reset (Ctrl-C stops)")
-        elif kind == "stopping" and not self.quiet:
-            err.print(f"stopping: letting {info['in_flight']} in-flight request(s) finish "
-                      "(Ctrl-C again abandons them)")
-        if self.quiet:
-            return
-        if self.live is not None:
-            self.live.update(_panel(event))
-        elif kind in ("progress", "done") and (time.monotonic() - self.last_plain >= PLAIN_EVERY_S or kind == "done"):
-            self.last_plain = time.monotonic()
-            err.print(_plain(event), highlight=False)
-
-
-def _plain(event) -> str:
-    info = event.info
-    reqs = " ".join(f"{k}={v}" for k, v in sorted(info["requests"].items())) or "none"
-    busy = [f"{b['bucket']}={b['state']}" for b in info["buckets"] if b["state"] != "ready"]
-    return (f"distill: {event.done}/{event.total} jobs done ({info['labels']} labels, {info['rejected']} rejected, "
-            f"{info['failed'] + info['dead']} failed), {info['in_flight']} in flight; requests {reqs}"
-            + (f"; {', '.join(busy)}" if busy else ""))
-
-
-def _panel(event):
-    from rich.console import Group
-    from rich.progress_bar import ProgressBar
-
-    info = event.info
-    table = Table("bucket", "state", "until", "today", "rpm", "rpd", box=None, pad_edge=False)
-    for b in info["buckets"]:
-        until = time.strftime("%H:%M:%S", time.localtime(b["until"])) if b["until"] else ""
-        color = {"ready": "green", "cooling": "yellow", "exhausted": "red"}.get(b["state"], "white")
-        state_ = "[red]keys invalid[/red]" if b["invalid_slots"] == b["slots"] else f"[{color}]{b['state']}[/{color}]"
-        table.add_row(b["bucket"], state_, until, str(b["requests_today"]), str(b["rpm"] or "-"),
-                      str(b["rpd"] or "-"))
-    reqs = "  ".join(f"{k} {v}" for k, v in sorted(info["requests"].items())) or "no requests yet"
-    head = (f"[bold]distill[/bold] {event.done}/{event.total} jobs  labels {info['labels']}  rejected "
-            f"{info['rejected']}  failed {info['failed'] + info['dead']}  cache hits {info['cache_hits']}  "
-            f"in flight {info['in_flight']}")
-    lines = Table.grid()  # a ProgressBar inside a plain Group runs into the next line
-    lines.add_row(ProgressBar(total=max(event.total or 1, 1), completed=event.done, width=60))
-    lines.add_row(f"requests: {reqs}")
-    return Group(head, lines, table)
-
-
-def _summary_table(summary) -> Table:
-    table = Table("what", "count", title="distill run", show_header=False)
-    rows = [("labels accepted", summary.labels), ("labels rejected (with reason)", summary.rejected),
-            ("jobs failed (bad request)", summary.failed), ("jobs dead (max attempts)", summary.dead),
-            ("answers from the cache", summary.cache_hits), ("requests paid", summary.paid)]
-    rows += [(f"requests: {k}", v) for k, v in sorted(summary.requests.items())]
-    rows += [("jobs still pending", summary.pending), ("leases reclaimed", summary.reclaimed),
-             ("elapsed", f"{summary.elapsed_s:.1f}s")]
-    for what, n in rows:
-        table.add_row(what, f"{n:,}" if isinstance(n, int) else n)
-    return table
-
 
 @app.command("run")
 def run_cmd(
@@ -130,6 +44,18 @@ def run_cmd(
                                                    "batch at most (default 1000).")] = None,
     poll_every: Annotated[float | None, typer.Option("--poll-every", min=0, help="With --batch: seconds between "
                                                      "polls (default 30).")] = None,
+    pack: Annotated[int | None, typer.Option("--pack", min=1, max=50, help="Queries per request (structured "
+                                             "output); free tiers count requests per day, so this multiplies "
+                                             "labels per day.")] = None,
+    votes: Annotated[int, typer.Option("--votes", min=1, max=9, help="Teacher labels wanted per query: the label "
+                                       "plus votes from the other models (samples at temperature 1), for 'curate "
+                                       "adjudicate'.")] = 1,
+    prompt: Annotated[str | None, typer.Option("--prompt", help="Prompt file (default: prompt.yaml in the "
+                                               "workspace when present; see 'distill prompt show').")] = None,
+    examples_from_gold: Annotated[int | None, typer.Option("--examples-from-gold", min=0, help="Few-shot examples "
+                                                           "taken from gold-labeled queries.")] = None,
+    log_every: Annotated[float, typer.Option("--log-every", min=1, help="Off a terminal: seconds between progress "
+                                             "lines.")] = DEFAULT_LOG_EVERY_S,
     json_: JsonOpt = False,
 ) -> None:
     r"""Label every query that has no teacher label yet; stop, kill or resume it at any moment.
@@ -137,7 +63,7 @@ def run_cmd(
     Keys come from GEMINI_API_KEYS=KEY\[@PROJECT],... (environment or .env). Exit 75 when every quota is used up
     until the daily reset (the message says when), 130 after Ctrl-C; either way run it again to resume.
 
-    Example: tooldistill distill run --concurrency 8 --wait
+    Example: tooldistill distill run --pack 8 --wait
     """
     if batch:
         from .distill_scale import run_batch_cmd
@@ -150,41 +76,36 @@ def run_cmd(
     st = state(ctx)
     db = st.open_db()
     overrides = dict(models=models.split(",") if models else None, rpm=rpm, rpd=rpd, concurrency=concurrency,
-                     base_url=base_url, timeout_s=timeout, max_attempts=max_attempts, day_seconds=day_seconds)
-    summary = None
+                     base_url=base_url, timeout_s=timeout, max_attempts=max_attempts, day_seconds=day_seconds,
+                     pack=pack)
     try:
-        with _Display(quiet=st.quiet) as display:
+        with RunDisplay(quiet=st.quiet, log_every=log_every) as display:
             summary = run_workspace(st.workspace, db, progress=display, wait=wait, limit=limit,
-                                    retry_failed=retry_failed, handle_signals=True, **overrides)
+                                    retry_failed=retry_failed, handle_signals=True, votes=votes, prompt_path=prompt,
+                                    examples_from_gold=examples_from_gold, **overrides)
     except (QuotaExhausted, Interrupted, NeedsKeyError) as exc:
         if getattr(exc, "summary", None) is not None:
-            _print_summary(exc.summary, json_)
+            print_summary(exc.summary, json_)
         raise
-    _print_summary(summary, json_)
-
-
-def _print_summary(summary, json_: bool) -> None:
-    if json_:
-        print_json(summary.to_dict())
-    else:
-        out.print(_summary_table(summary))
-    for p in summary.problems:
-        err.print(f"{p['jobs']:,} job(s) {p['state']}: {p['error']}", highlight=False)
-    if summary.problems:
-        err.print("retry them with: tooldistill distill run --retry-failed")
+    print_summary(summary, json_)
 
 
 @app.command("status")
 def status_cmd(ctx: typer.Context, json_: JsonOpt = False) -> None:
     """Show the queue by purpose and state, buckets and keys with their states, and requests by outcome.
 
-    Reads the database only, so it works while a run goes on.
+    Also the recent rate (labels per minute over the last 10 minutes), an ETA that waits out daily limits,
+    tokens and their cost at list prices, and Batch Mode jobs. Reads the database only, so it works while a run
+    goes on.
 
     Example: tooldistill distill status --json
     """
-    from ..distill import distill_status
+    from ..distill import distill_status, load_settings, make_clock
 
-    report = distill_status(state(ctx).open_db(create=False))
+    st = state(ctx)
+    db = st.open_db(create=False)
+    settings = load_settings(st.workspace)
+    report = distill_status(db, clock=make_clock(settings.day_seconds), prices=settings.prices)
     if json_:
         print_json(report)
         return
@@ -211,5 +132,18 @@ def status_cmd(ctx: typer.Context, json_: JsonOpt = False) -> None:
     outcomes = ", ".join(f"{k} {v:,}" for k, v in req["by_outcome"].items()) or "none"
     out.print(f"requests: {req['total']:,} ({req['paid']:,} paid): {outcomes}; last at {req['last_request'] or '-'}")
     out.print(f"cache: {report['cache']['entries']:,} answers stored, {report['cache']['hits']:,} jobs served from it")
+    prog, cost = report["progress"], report["cost"]
+    rate = prog["labels_per_min"]
+    out.print(f"rate: {rate if rate is not None else '-'} labels/min (last 10 min); {prog['pending']:,} pending; "
+              f"ETA {human_duration(prog['eta_s'])}; tokens {req['prompt_tokens']:,} in + {req['output_tokens']:,} "
+              f"out; est. cost ${cost['usd']:.4f} (list prices)")
+    if report["batches"]:
+        b = report["batches"]
+        states = ", ".join(f"{k} {v}" for k, v in b["by_state"].items())
+        out.print(f"batches: {b['batches']} ({states}); {b['labels']:,} labels; ${b['cost_usd']:.4f} at the batch "
+                  "price (see 'distill batches')")
     for e in report["recent_errors"]:
         err.print(f"{e['jobs']:,} job(s) {e['state']}: {e['error']}")
+
+
+from . import distill_ops as _distill_ops  # noqa: E402,F401  (registers retry, plan and prompt on this app)

@@ -55,9 +55,10 @@ def synthesize_cmd(
     styles: Annotated[str | None, typer.Option("--styles", help="Comma-separated: terse, chatty, typos, "
                                                "non_native, specifics (default: all).")] = None,
     tools: Annotated[str | None, typer.Option("--tools", help="Comma-separated tools (default: all).")] = None,
-    per_request: Annotated[int, typer.Option("--per-request", min=1, max=50, help="Queries asked for per "
-                                             "request.")] = 10,
-    temperature: Annotated[float, typer.Option("--temperature", min=0, max=2, help="Sampling temperature.")] = 1.0,
+    per_request: Annotated[int | None, typer.Option("--per-request", min=1, max=50, help="Queries asked for per "
+                                                    "request (default 10, or [distill.synthesize]).")] = None,
+    temperature: Annotated[float | None, typer.Option("--temperature", min=0, max=2, help="Sampling temperature "
+                                                      "(default 1.0, or [distill.synthesize]).")] = None,
     models: Annotated[str | None, typer.Option("--models", help="Comma-separated teacher models.")] = None,
     concurrency: Annotated[int | None, typer.Option("--concurrency", "-c", min=1, help="Requests in flight.")] = None,
     rpm: Annotated[int | None, typer.Option("--rpm", min=0, help="Requests per minute per project and model.")] = None,
@@ -76,17 +77,17 @@ def synthesize_cmd(
 
     Example: tooldistill distill synthesize --n 2000 --styles terse,chatty,typos
     """
-    from ..distill.synthesize import SynthesisSettings, synthesize_workspace
+    from ..distill.synthesize import synthesize_workspace
     from ..errors import Interrupted, NeedsKeyError, QuotaExhausted
 
     st = state(ctx)
-    synth = SynthesisSettings(per_request=per_request, temperature=temperature)
     overrides = dict(models=list(_split(models)) if models else None, concurrency=concurrency, rpm=rpm, rpd=rpd,
                      base_url=base_url)
     try:
         summary = synthesize_workspace(st.workspace, st.open_db(), total=n, per_cell=per_cell, plan=plan,
                                        categories=_split(categories), styles=_split(styles),
-                                       tools=list(_split(tools) or ()) or None, synth=synth,
+                                       tools=list(_split(tools) or ()) or None,
+                                       synth_overrides=dict(per_request=per_request, temperature=temperature),
                                        progress=_Lines(quiet=st.quiet), wait=wait, limit=limit,
                                        handle_signals=True, **overrides)
     except (QuotaExhausted, Interrupted, NeedsKeyError) as exc:
@@ -174,16 +175,15 @@ def run_batch_cmd(ctx: typer.Context, *, models: str | None = None, base_url: st
                   timeout: float | None = None, max_attempts: int | None = None, retry_failed: bool = False,
                   batch_size: int | None = None, poll_every: float | None = None, json_: bool = False) -> None:
     """The body of ``distill run --batch``: submit pending jobs as Batch Mode jobs, poll, ingest, render."""
-    from ..distill.batch import BatchModeUnavailable, BatchSettings, run_batches_workspace
+    from ..distill.batch import BatchModeUnavailable, run_batches_workspace
     from ..errors import Interrupted, NeedsKeyError
 
     st = state(ctx)
-    batch = BatchSettings(**{k: v for k, v in dict(max_requests=batch_size, poll_s=poll_every).items()
-                             if v is not None})
     overrides = dict(models=models.split(",") if models else None, base_url=base_url, timeout_s=timeout,
                      max_attempts=max_attempts)
     try:
-        summary = run_batches_workspace(st.workspace, st.open_db(), batch=batch, progress=_Lines(quiet=st.quiet),
+        summary = run_batches_workspace(st.workspace, st.open_db(), progress=_Lines(quiet=st.quiet),
+                                        batch_overrides=dict(max_requests=batch_size, poll_s=poll_every),
                                         retry_failed=retry_failed, handle_signals=True, **overrides)
     except (BatchModeUnavailable, Interrupted, NeedsKeyError) as exc:
         if getattr(exc, "summary", None) is not None:

@@ -94,7 +94,7 @@ def _params_json(params: dict | None) -> str | None:
 
 def enqueue(
     db: Database,
-    query_ids: Iterable[int],
+    query_ids: Iterable[int | None],
     *,
     purpose: str = "label",
     model: str | None = None,
@@ -105,7 +105,8 @@ def enqueue(
     """Add a pending job per query; idempotent.
 
     Args:
-        query_ids: the queries to enqueue.
+        query_ids: the queries to enqueue; ``None`` makes a job without a query (a synthesize job makes queries
+            rather than labeling one): each ``None`` adds one job, since there is no query to dedup on.
         purpose: ``label``, ``relabel`` or ``synthesize``.
         model: pin the teacher model (``None``: any configured model may answer).
         prompt_version, catalog_hash: what the job labels under (``None``: whatever is current when it runs).
@@ -123,7 +124,7 @@ def enqueue(
             cur = db.conn.execute(
                 "INSERT OR IGNORE INTO jobs (query_id, purpose, state, attempts, model, prompt_version, catalog_hash,"
                 " params, cache_hit, created_at, updated_at) VALUES (?,?,'pending',0,?,?,?,?,0,?,?)",
-                [int(qid), purpose, model, prompt_version, catalog_hash, pj, now, now],
+                [int(qid) if qid is not None else None, purpose, model, prompt_version, catalog_hash, pj, now, now],
             )
             added += cur.rowcount
     return added
@@ -247,17 +248,25 @@ def complete(
     prompt_version: str | None = None,
     catalog_hash: str | None = None,
     cache_hit: bool = False,
+    label_row: bool = True,
+    error: str | None = None,
 ) -> int | None:
     """Write the job's label row (accepted, or rejected with its reason) and mark the job done, in one transaction.
 
     Fenced: if the lease was lost (expired and taken by another worker), nothing is written.
 
-    Returns: the new label's id, or ``None`` when the lease was lost.
+    Args:
+        label_row: False for a job whose result is not a label (a synthesize job): only the job is finished.
+        error: kept in ``last_error`` (e.g. why an answer was unusable); cleared otherwise.
+
+    Returns: the new label's id (the job's id without a label row), or ``None`` when the lease was lost.
     """
     with immediate(db):
         if not _fenced_update(db, job, "state = 'done', attempts = attempts + ?, finished_at = ?, cache_hit = ?,"
-                              " last_error = NULL", [0 if cache_hit else 1, now_iso(), int(cache_hit)]):
+                              " last_error = ?", [0 if cache_hit else 1, now_iso(), int(cache_hit), error]):
             return None
+        if not label_row:
+            return job.id
         return add_label(
             db, job.query_id, label, source="teacher", model=model, purpose=job.purpose, job_id=job.id,
             prompt_version=prompt_version or job.prompt_version, catalog_hash=catalog_hash or job.catalog_hash,
@@ -349,11 +358,26 @@ def release_worker(db: Database, worker: str) -> int:
         return cur.rowcount
 
 
-def retry_jobs(db: Database, *, states: tuple[str, ...] = ("failed", "dead"), purpose: str | None = None) -> int:
+def retry_jobs(db: Database, *, states: tuple[str, ...] = ("failed", "dead"), purpose: str | None = None,
+               ids: list[int] | None = None) -> int:
     """Put failed/dead jobs back to pending with a fresh attempt count (skipping any that now has a live twin).
+
+    Args:
+        ids: only these jobs (already filtered by the caller, e.g. by error text or model).
 
     Returns: how many jobs were revived.
     """
+    if ids is not None:
+        revived = 0
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            marks, in_ids = ",".join("?" * len(states)), ",".join("?" * len(chunk))
+            with immediate(db):
+                revived += db.conn.execute(
+                    "UPDATE OR IGNORE jobs SET state = 'pending', attempts = 0, available_at = NULL,"
+                    f" finished_at = NULL, updated_at = ? WHERE state IN ({marks}) AND id IN ({in_ids})",
+                    [now_iso(), *states, *chunk]).rowcount
+        return revived
     bad = set(states) - {"failed", "dead"}
     if bad:
         raise ValueError(f"only failed and dead jobs can be retried, not {sorted(bad)}")
@@ -366,6 +390,22 @@ def retry_jobs(db: Database, *, states: tuple[str, ...] = ("failed", "dead"), pu
         params.append(purpose)
     with immediate(db):
         return db.conn.execute(sql, params).rowcount
+
+
+def reopen_done(db: Database, ids: list[int]) -> int:
+    """Put done jobs back to pending to be asked again (``distill retry --rejected``); their labels stay stored.
+
+    Returns: how many jobs were reopened.
+    """
+    reopened = 0
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        with immediate(db):
+            reopened += db.conn.execute(
+                "UPDATE OR IGNORE jobs SET state = 'pending', attempts = 0, available_at = NULL, finished_at = NULL,"
+                f" cache_hit = 0, updated_at = ? WHERE state = 'done' AND id IN ({','.join('?' * len(chunk))})",
+                [now_iso(), *chunk]).rowcount
+    return reopened
 
 
 def queue_counts(db: Database) -> dict[str, dict[str, int]]:

@@ -137,7 +137,7 @@ class BatchRunner:
 
     def __init__(self, db: Database, *, catalog: Catalog, keys: list[ApiKey], settings: DistillSettings,
                  batch: BatchSettings | None = None, progress: ProgressCallback = noop, submit: bool = True,
-                 wait: bool = True):
+                 wait: bool = True, prompt=None):
         if not keys:
             raise NeedsKeyError("no Gemini API key: set GEMINI_API_KEYS=KEY[@PROJECT],... in the environment or .env")
         from .prompt import build_prompt
@@ -146,7 +146,7 @@ class BatchRunner:
         self.batch = batch or BatchSettings()
         self.model = self.batch.model or settings.models[0]
         self.progress, self.submit, self.wait = progress, submit, wait
-        self.prompt = build_prompt(catalog)
+        self.prompt = prompt or build_prompt(catalog)
         self.summary = BatchRunSummary()
         self.key = self._pick_key(self.batch.key)
         self.clients: dict[str, Any] = {}
@@ -633,30 +633,36 @@ def _member_key(job_id: int) -> str:
 
 def run_batches(db: Database, *, catalog: Catalog, keys: list[ApiKey], settings: DistillSettings,
                 batch: BatchSettings | None = None, progress: ProgressCallback = noop, submit: bool = True,
-                wait: bool = True, handle_signals: bool = False) -> BatchRunSummary:
+                wait: bool = True, handle_signals: bool = False, prompt=None) -> BatchRunSummary:
     """Label pending jobs through Batch Mode; see :class:`BatchRunner` and the module doc.
 
     Returns: the run's summary. Side effects: batches, batch_members, jobs, labels, attempts and cache rows;
     create/get/list requests to the API. Raises: BatchModeUnavailable, NeedsKeyError, Interrupted (130).
     """
     return BatchRunner(db, catalog=catalog, keys=keys, settings=settings, batch=batch, progress=progress,
-                       submit=submit, wait=wait).run(handle_signals=handle_signals)
+                       submit=submit, wait=wait, prompt=prompt).run(handle_signals=handle_signals)
 
 
 def run_batches_workspace(workspace, db: Database, *, batch: BatchSettings | None = None,
                           progress: ProgressCallback = noop, submit: bool = True, wait: bool = True,
-                          retry_failed: bool = False, handle_signals: bool = False, **overrides) -> BatchRunSummary:
-    """:func:`run_batches` for a workspace: its ``[distill]`` settings, keys and catalogue (flags in ``overrides``)."""
+                          retry_failed: bool = False, handle_signals: bool = False,
+                          batch_overrides: dict | None = None, **overrides) -> BatchRunSummary:
+    """:func:`run_batches` for a workspace: its ``[distill]`` settings (``[distill.batch]`` for ``batch`` unless
+    given, with ``batch_overrides`` from flags on top), keys, catalogue and prompt (flags in ``overrides``)."""
     from ..db import get_catalog
     from .keys import keys_from_env
+    from .prompt import load_prompt
     from .settings import load_settings
 
     settings = load_settings(workspace, **overrides)
+    batch = batch or settings.batch_settings(**(batch_overrides or {}))
     keys = keys_from_env(workspace.env)
+    catalog = get_catalog(db)
+    prompt, _ = load_prompt(catalog, workspace=workspace, db=db)
     if retry_failed:
         queue.retry_jobs(db)
-    return run_batches(db, catalog=get_catalog(db), keys=keys, settings=settings, batch=batch, progress=progress,
-                       submit=submit, wait=wait, handle_signals=handle_signals)
+    return run_batches(db, catalog=catalog, keys=keys, settings=settings, batch=batch, progress=progress,
+                       submit=submit, wait=wait, handle_signals=handle_signals, prompt=prompt)
 
 
 def batch_report(db: Database) -> dict:

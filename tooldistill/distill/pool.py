@@ -48,6 +48,24 @@ RESET_SKEW_S = 600.0
 KEY_SET_SETTING = "distill_key_set"
 
 
+def resolve_limits(settings: DistillSettings, model: str, reported_rpm: int | None = None,
+                   reported_rpd: int | None = None) -> tuple[tuple[int, str], tuple[int, str]]:
+    """A bucket's ``((rpm, source), (rpd, source))``: the lower of the configured limit and the one a 429 reported,
+    else the free-tier default; ``source`` is ``config``, ``server`` or ``default`` (0 = no client-side limit)."""
+    explicit_rpm, explicit_rpd = settings.limits_for(model)
+    default_rpm, default_rpd = settings.default_limits(model)
+
+    def pick(explicit, reported, default):
+        # Never exceed what the user asked, nor what the server said it allows (0 = no client-side limit).
+        if reported and (explicit is None or explicit == 0 or reported < explicit):
+            return reported, "server"
+        if explicit is not None:
+            return explicit, "config"
+        return default, "default"
+
+    return pick(explicit_rpm, reported_rpm, default_rpm), pick(explicit_rpd, reported_rpd, default_rpd)
+
+
 @dataclass(eq=False)
 class Bucket:
     """The quota of one (project, model): limits, pacing and state."""
@@ -170,18 +188,7 @@ class Pool:
                 set_setting(self.db, KEY_SET_SETTING, ident)
 
     def _limits(self, model: str, reported_rpm: int | None, reported_rpd: int | None):
-        explicit_rpm, explicit_rpd = self.settings.limits_for(model)
-        default_rpm, default_rpd = self.settings.default_limits(model)
-
-        def pick(explicit, reported, default):
-            # Never exceed what the user asked, nor what the server said it allows (0 = no client-side limit).
-            if reported and (explicit is None or explicit == 0 or reported < explicit):
-                return reported, "server"
-            if explicit is not None:
-                return explicit, "config"
-            return default, "default"
-
-        return pick(explicit_rpm, reported_rpm, default_rpm), pick(explicit_rpd, reported_rpd, default_rpd)
+        return resolve_limits(self.settings, model, reported_rpm, reported_rpd)
 
     def _load_bucket(self, project: str, model: str, now: float) -> Bucket:
         bid = f"{project}:{model}"
@@ -420,6 +427,7 @@ class Pool:
                 "bucket": b.id, "project": b.project, "model": b.model, "state": state,
                 "until": b.until if state != READY else None, "reason": b.reason if state != READY else None,
                 "rpm": b.rpm, "rpd": b.rpd, "requests_today": b.requests_today,
+                "left_today": max(0, b.rpd - b.requests_today) if b.rpd else None,
                 "slots": len(slots), "invalid_slots": sum(s.state == INVALID for s in slots),
             })
         return out

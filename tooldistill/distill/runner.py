@@ -20,7 +20,7 @@ import logging
 import signal
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import asdict, dataclass, field
 from typing import Protocol
 
@@ -46,6 +46,7 @@ PURPOSES = ("label", "relabel")
 RECLAIM_EVERY_S = 15.0
 WORK_TTL_S = 1.0
 PROGRESS_EVERY_S = 0.25
+RATE_WINDOW_S = 120.0
 
 
 class Teacher(Protocol):
@@ -88,6 +89,18 @@ class GeminiTeacher:
             client = self._clients[key.fingerprint] = make_client(
                 key.reveal(), base_url=self.base_url, api_version=self.api_version, timeout_s=self.timeout_s)
         return client
+
+    def prepare(self, keys: list[ApiKey], *, temperature: float = 0.0, pack: int = 1) -> None:
+        """Import the SDK and build every key's client and the request config before the first send: done
+        lazily, the first requests would wait seconds (SDK import, TLS contexts) while their pacing slots pass."""
+        from .packing import packed_config
+        from .teacher import generate_config
+
+        for key in keys:
+            self._client(key)
+        generate_config(self.prompt, temperature)
+        if pack > 1:
+            packed_config(self.prompt, temperature)
 
     async def ask(self, key: ApiKey, *, model: str, query: str, temperature: float = 0.0) -> TeacherResult:
         from .teacher import ask_teacher
@@ -190,6 +203,8 @@ class Runner:
         self._abandon = False
         self._work_cache: tuple[queue.Work, float] | None = None
         self._last_progress = 0.0
+        self._samples: deque = deque()
+        self._started = 0.0
 
     # ------------------------------------------------------------ public
 
@@ -214,7 +229,7 @@ class Runner:
         NeedsKeyError when every key was rejected. Each carries ``.summary``.
         """
         self._loop, self._wake = asyncio.get_running_loop(), asyncio.Event()
-        started = time.monotonic()
+        started = self._started = time.monotonic()
         installed = self._install_signals() if handle_signals else []
         try:
             self._prepare()
@@ -247,6 +262,9 @@ class Runner:
                          pinned_models=queue.pinned_models(db, purposes=PURPOSES))
         self.total = sum(c["pending"] for p, c in queue.queue_counts(db).items() if p in PURPOSES)
         self._serve_cached()
+        prepare = getattr(self.teacher, "prepare", None)
+        if prepare is not None and self.total:
+            prepare(self.keys, temperature=s.temperature, pack=self.pack)
         if self.limit is not None:
             self.total = min(self.total, self.limit)
         self._emit("progress", force=True)
@@ -638,6 +656,15 @@ class Runner:
 
     # ------------------------------------------------------------ progress
 
+    def _rate(self, now: float, done: int) -> float | None:
+        """Jobs finished per minute over the last RATE_WINDOW_S (``None`` until there is a few seconds' worth)."""
+        samples = self._samples
+        samples.append((now, done))
+        while len(samples) > 2 and samples[1][0] < now - RATE_WINDOW_S:
+            samples.popleft()
+        t0, d0 = samples[0]
+        return (done - d0) / (now - t0) * 60 if now - t0 >= 3.0 else None
+
     def _emit(self, kind: str, *, force: bool = False, **extra) -> None:
         now = time.monotonic()
         if not force and now - self._last_progress < PROGRESS_EVERY_S:
@@ -645,17 +672,52 @@ class Runner:
         self._last_progress = now
         sm = self.summary
         done = sm.labels + sm.rejected + sm.failed + sm.dead
+        pending = max(0, self.total - done)
+        rate = self._rate(now, done)
+        buckets = self.pool.snapshot() if self.pool is not None else []
         info = {
             "kind": kind, "labels": sm.labels, "rejected": sm.rejected, "failed": sm.failed, "dead": sm.dead,
-            "pending": max(0, self.total - done),
+            "pending": pending,
             "cache_hits": sm.cache_hits, "in_flight": len(self.tasks), "requests": dict(self.requests),
-            "buckets": self.pool.snapshot() if self.pool is not None else [], **extra,
+            "buckets": buckets, "elapsed_s": round(now - self._started, 1) if self._started else 0.0,
+            "labels_per_min": round(rate, 1) if rate is not None else None,
+            "eta_s": eta_seconds(pending, rate, buckets, pack=self.pack, clock=self.clock),
+            "prompt_tokens": sm.prompt_tokens, "output_tokens": sm.output_tokens, "cost_usd": sm.cost_usd,
+            "packed_requests": sm.packed_requests, "unpacked": sm.unpacked, "pack": self.pack, **extra,
         }
         message = extra.get("message")
         if message is None:
             message = f"distill: {sm.labels} labels, {sm.rejected} rejected"
         self.progress(ProgressEvent(task="distill", done=done, total=max(self.total, done), message=message,
                                     info=info))
+
+
+def eta_seconds(pending: int, rate_per_min: float | None, buckets: list[dict], *, pack: int = 1,
+                clock: Clock | None = None) -> float | None:
+    """Seconds until ``pending`` jobs are done: at the current rate while today's quota lasts, and beyond it at
+    the buckets' daily limits from the next reset on (``None`` when there is no rate to go by).
+
+    Args:
+        rate_per_min: jobs finished per minute lately.
+        buckets: :meth:`Pool.snapshot` rows (``rpd``, ``requests_today``, ``state``).
+        pack: queries per request.
+    """
+    if not pending:
+        return 0.0
+    if not rate_per_min:
+        return None
+    limited = [b for b in buckets if b.get("rpd")]
+    if clock is None or not limited or len(limited) < len(buckets):
+        return pending / rate_per_min * 60
+    left_today = sum(max(0, b["rpd"] - b["requests_today"]) for b in limited if b["state"] != "exhausted") * pack
+    if pending <= left_today:
+        return pending / rate_per_min * 60
+    per_day = sum(b["rpd"] for b in limited) * pack
+    now = clock.now()
+    day_s = getattr(clock, "day_seconds", 86_400.0)
+    rest = pending - left_today
+    days, last = divmod(rest, per_day)
+    return (clock.next_reset(now) - now) + days * day_s + last / rate_per_min * 60
 
 
 def _error_text(result: TeacherResult) -> str:
@@ -692,28 +754,67 @@ def run_distill(db: Database, *, catalog: Catalog, keys: list[ApiKey], settings:
 
 def run_workspace(workspace, db: Database, *, progress: ProgressCallback = noop, wait: bool = False,
                   limit: int | None = None, retry_failed: bool = False, handle_signals: bool = False,
-                  teacher: Teacher | None = None, resume_hint: str = "tooldistill distill run",
+                  teacher: Teacher | None = None, resume_hint: str = "tooldistill distill run", votes: int = 1,
+                  prompt_path: str | None = None, examples_from_gold: int | None = None,
                   **overrides) -> RunSummary:
-    """Run the teacher over a workspace: its ``[distill]`` settings, its keys (environment or ``.env``) and catalogue.
+    """Run the teacher over a workspace: its ``[distill]`` settings, its keys (environment or ``.env``), catalogue
+    and prompt (``prompt.yaml``, see :func:`~tooldistill.distill.prompt.load_prompt`).
 
     Args:
         workspace: a :class:`tooldistill.config.Workspace`.
         db: its open database.
         retry_failed: first put failed and dead jobs back to pending.
+        votes: teacher labels wanted per query (see :func:`enqueue_votes`); 1 is the label alone.
+        prompt_path, examples_from_gold: override the workspace's prompt file and its gold examples.
         overrides: settings fields from CLI flags (``models``, ``rpm``, ``rpd``, ``concurrency``, ``base_url``,
-            ``timeout_s``, ``max_attempts``, ``day_seconds``, ...); ``None`` values are ignored.
+            ``timeout_s``, ``max_attempts``, ``day_seconds``, ``pack``, ...); ``None`` values are ignored.
         Others as :func:`run_distill`.
 
-    Raises: NeedsKeyError without keys, ConfigError for bad settings; as :func:`run_distill` otherwise.
+    Raises: NeedsKeyError without keys, ConfigError for bad settings, InputError for a bad prompt file; as
+    :func:`run_distill` otherwise.
     """
     from ..db import get_catalog
     from .keys import keys_from_env
+    from .prompt import load_prompt
     from .settings import load_settings
 
     settings = load_settings(workspace, **overrides)
     keys = keys_from_env(workspace.env)
     catalog = get_catalog(db)
+    prompt, _ = load_prompt(catalog, workspace=workspace, db=db, path=prompt_path,
+                            examples_from_gold=examples_from_gold)
+    teacher = teacher or GeminiTeacher(catalog, base_url=settings.base_url, api_version=settings.api_version,
+                                       timeout_s=settings.timeout_s, prompt=prompt)
     if retry_failed:
         queue.retry_jobs(db)
-    return run_distill(db, catalog=catalog, keys=keys, settings=settings, teacher=teacher, progress=progress,
-                       wait=wait, limit=limit, handle_signals=handle_signals, resume_hint=resume_hint)
+    added = enqueue_votes(db, votes, models=settings.models, prompt_version=teacher.prompt_version,
+                          catalog_hash=catalog.hash) if votes > 1 else 0
+    try:
+        summary = run_distill(db, catalog=catalog, keys=keys, settings=settings, teacher=teacher, progress=progress,
+                              wait=wait, limit=limit, handle_signals=handle_signals, resume_hint=resume_hint)
+    except (QuotaExhausted, Interrupted, NeedsKeyError) as exc:
+        if getattr(exc, "summary", None) is not None:
+            exc.summary.votes_enqueued = added
+        raise
+    summary.votes_enqueued = added
+    return summary
+
+
+def enqueue_votes(db: Database, votes: int, *, models: list[str], prompt_version: str, catalog_hash: str) -> int:
+    """Ask for ``votes - 1`` more teacher labels per query, beside its label job: relabel jobs ``{"vote": i}``.
+
+    Vote ``i`` goes to model ``models[i % len(models)]`` (distinct models while there are enough) at temperature
+    1.0, so a vote is an independent sample even where it lands on the model that gave the label; ``curate
+    adjudicate`` settles each query from the votes and the label. Idempotent (the queue's dedup contract).
+
+    Returns: how many jobs were added.
+    """
+    if votes < 1:
+        raise ValueError(f"votes must be at least 1, got {votes}")
+    qids = [r[0] for r in db.execute("SELECT id FROM queries ORDER BY id")]
+    added = 0
+    for i in range(1, votes):
+        added += queue.enqueue(db, qids, purpose="relabel", model=models[i % len(models)],
+                               prompt_version=prompt_version, catalog_hash=catalog_hash,
+                               params={"vote": i, "temperature": 1.0})
+    return added

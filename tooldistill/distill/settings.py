@@ -68,6 +68,12 @@ class DistillSettings(BaseModel):
                              "slots (a cap: each bucket's pacing decides how many it sends).")
     pack: int = Field(default=1, ge=1, le=50, description="Queries per request (structured output); answers "
                       "that come back missing or invalid are asked again one by one.")
+    prompt: str | None = Field(default=None, description="The prompt file (instructions, few-shot examples), "
+                               "relative to the workspace; default: prompt.yaml there when it exists.")
+    batch: dict[str, Any] = Field(default_factory=dict, description="[distill.batch]: Batch Mode settings "
+                                  "(tooldistill.distill.batch.BatchSettings).")
+    synthesize: dict[str, Any] = Field(default_factory=dict, description="[distill.synthesize]: synthesis settings "
+                                       "(tooldistill.distill.synthesize.SynthesisSettings).")
     lease_s: float = Field(default=300.0, gt=0, description="How long a claimed job stays leased.")
     max_attempts: int = Field(default=5, ge=1, description="Counted attempts before a job is dead.")
     grace_s: float = Field(default=20.0, ge=0, description="On Ctrl-C, how long in-flight requests may finish.")
@@ -89,6 +95,31 @@ class DistillSettings(BaseModel):
             raise ValueError(f"lease_s ({self.lease_s:g}) must be longer than timeout_s ({self.timeout_s:g}), "
                              "or a slow answer would lose its lease")
         return self
+
+    @model_validator(mode="after")
+    def _sub_tables(self) -> "DistillSettings":
+        # validated here so a typo in [distill.batch] fails when the settings load, naming the table and key
+        for name, build in (("batch", self.batch_settings), ("synthesize", self.synthesis_settings)):
+            try:
+                build()
+            except ValidationError as exc:
+                err = exc.errors()[0]
+                key = ".".join(str(x) for x in err["loc"])
+                raise ValueError(f"[distill.{name}] key {key!r}: {err['msg']}") from None
+        return self
+
+    def batch_settings(self, **overrides: Any):
+        """``[distill.batch]`` as :class:`~tooldistill.distill.batch.BatchSettings` (``None`` overrides skipped)."""
+        from .batch import BatchSettings
+
+        return BatchSettings.model_validate({**self.batch, **{k: v for k, v in overrides.items() if v is not None}})
+
+    def synthesis_settings(self, **overrides: Any):
+        """``[distill.synthesize]`` as :class:`~tooldistill.distill.synthesize.SynthesisSettings`."""
+        from .synthesize import SynthesisSettings
+
+        return SynthesisSettings.model_validate({**self.synthesize,
+                                                 **{k: v for k, v in overrides.items() if v is not None}})
 
     def limits_for(self, model: str) -> tuple[int | None, int | None]:
         """The explicit (flag or TOML) RPM and RPD for ``model``; ``None`` where nothing was configured."""

@@ -324,10 +324,7 @@ def enqueue_cells(db: Database, plan: str, *, per_request: int = 10) -> int:
 
 
 def _insert_job(db: Database, cell: Cell, now: str) -> None:
-    params = canonical_dumps({"plan": cell.plan, "cell": cell.id, "round": cell.rounds + 1})
-    db.conn.execute(
-        "INSERT INTO jobs (query_id, purpose, state, attempts, params, cache_hit, created_at, updated_at)"
-        " VALUES (NULL, ?, 'pending', 0, ?, 0, ?, ?)", [PURPOSE, params, now, now])
+    queue.enqueue(db, [None], purpose=PURPOSE, params={"plan": cell.plan, "cell": cell.id, "round": cell.rounds + 1})
 
 
 class Synthesizer:
@@ -590,12 +587,8 @@ class Synthesizer:
     def _complete(self, job: queue.Job, cell: Cell, result: TeacherResult, queries: list[str], invalid: int) -> None:
         """Finish the job, store the new queries, count the duplicates, enqueue the next round (one transaction)."""
         db, sm = self.db, self.summary
-        done = db.conn.execute(
-            "UPDATE jobs SET state = 'done', attempts = attempts + 1, finished_at = ?, last_error = ?,"
-            " lease_token = NULL, leased_until = NULL, leased_by = NULL, updated_at = ?"
-            " WHERE id = ? AND state = 'leased' AND lease_token = ?",
-            [now_iso(), result.reject_reason, now_iso(), job.id, job.lease_token]).rowcount
-        if not done:  # the lease was lost: someone else answers this job
+        done = queue.complete(db, job, label=None, model=result.model, label_row=False, error=result.reject_reason)
+        if done is None:  # the lease was lost: someone else answers this job
             sm.lost_leases += 1
             return
         counts = Counter(invalid=invalid)
@@ -734,13 +727,14 @@ def synthesize_workspace(workspace, db: Database, *, total: int | None = None, p
                          styles: tuple[str, ...] | None = None, tools: list[str] | None = None,
                          synth: SynthesisSettings | None = None, progress: ProgressCallback = noop,
                          wait: bool = False, limit: int | None = None, handle_signals: bool = False,
-                         **overrides) -> SynthesisSummary:
+                         synth_overrides: dict | None = None, **overrides) -> SynthesisSummary:
     """``distill synthesize`` for a workspace: make or grow the plan (when a size is given), then run it.
 
     Args:
         workspace: a :class:`tooldistill.config.Workspace` (its ``[distill]`` settings and keys).
         total, per_cell, categories, styles, tools: the plan (see :func:`~.coverage.make_plan`); without
             ``total`` or ``per_cell`` the existing plan is resumed.
+        synth: the synthesis settings; default ``[distill.synthesize]`` with ``synth_overrides`` (flags) on top.
         overrides: distill settings from flags (``models``, ``concurrency``, ``base_url``, ...).
         Others as :func:`synthesize`.
     """
@@ -750,6 +744,7 @@ def synthesize_workspace(workspace, db: Database, *, total: int | None = None, p
     from .settings import load_settings
 
     settings = load_settings(workspace, **overrides)
+    synth = synth or settings.synthesis_settings(**(synth_overrides or {}))
     keys = keys_from_env(workspace.env)
     catalog = get_catalog(db)
     if total is not None or per_cell is not None:

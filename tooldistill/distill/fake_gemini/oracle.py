@@ -75,7 +75,8 @@ class Oracle:
             try:
                 row = json.loads(line)
                 calls = row["calls"] if "calls" in row else row["label"]
-                oracle.add(row["query"] if "query" in row else row["text"], calls, row.get("reason"))
+                text = row["text"] if "query" not in row and "text" in row else row["query"]
+                oracle.add(text, calls, row.get("reason"))
             except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
                 what = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc).splitlines()[0]
                 raise InputError(f"not an oracle line ({what}); expected {{\"query\": ..., \"calls\": [...]}}",
