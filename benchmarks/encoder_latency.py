@@ -62,11 +62,26 @@ def main(argv: list[str] | None = None) -> int:
     texts = [t for t, _ in data["test"]]
     rng = np.random.default_rng(0)
     sample = [texts[i] for i in rng.choice(len(texts), size=args.queries, replace=False)]
-    router = EncoderRouter(folder)
-    n_ex = 0 if router._exemplars is None else len(router._exemplars)
-    print(f"router: {len(router.labels)} outputs, head {router.meta['head']}, pooling {router.meta['pooling']}, "
-          f"{n_ex} gate exemplars, max_length {router.meta['max_length']}; cpu cores {os.cpu_count()}")
-    for threads in args.threads:
+    probs = {}
+    for quantize in (False, True):
+        router = EncoderRouter(folder, quantize=quantize)
+        probs[quantize] = router.probabilities(texts[:1024])
+        n_ex = 0 if router._exemplars is None else len(router._exemplars)
+        print(f"router ({'int8 dynamic quantization' if quantize else 'fp32'}): {len(router.labels)} outputs, head "
+              f"{router.meta['head']}, pooling {router.meta['pooling']}, {n_ex} gate exemplars, max_length "
+              f"{router.meta['max_length']}; cpu cores {os.cpu_count()}")
+        measure(router, sample, texts, args.threads)
+    same = float((probs[False].argmax(1) == probs[True].argmax(1)).mean())
+    print(f"int8 vs fp32 on 1,024 test queries: same top output {100 * same:.1f}%, largest probability change "
+          f"{np.abs(probs[False] - probs[True]).max():.4f}")
+    gate_cost(rng)
+    return 0
+
+
+def measure(router: EncoderRouter, sample: list[str], texts: list[str], thread_counts: list[int]) -> None:
+    import torch
+
+    for threads in thread_counts:
         torch.set_num_threads(threads)
         router.predict(sample[:20], batch_size=1)  # warm-up: first calls allocate
         times = []
@@ -84,7 +99,10 @@ def main(argv: list[str] | None = None) -> int:
         wall = time.perf_counter() - t0
         print(f"threads {threads}: batch 64: {len(batch) / wall:.0f} queries/s ({1000 * wall / len(batch):.2f} ms "
               f"per query; load average {load()})", flush=True)
-    # The similarity gate at full CLINC scale: one query against 15,000 unit vectors.
+
+
+def gate_cost(rng: np.random.Generator) -> None:
+    """The similarity gate at full CLINC scale: one query against 15,000 unit vectors."""
     ex = rng.standard_normal((15_000, 384)).astype(np.float32)
     ex /= np.linalg.norm(ex, axis=1, keepdims=True)
     q = ex[:1] + 0.01
@@ -93,7 +111,6 @@ def main(argv: list[str] | None = None) -> int:
     for _ in range(200):
         nearest_similarity(q, ex)
     print(f"similarity gate with 15,000 exemplars: {1000 * (time.perf_counter() - t0) / 200:.2f} ms per query")
-    return 0
 
 
 if __name__ == "__main__":

@@ -46,11 +46,15 @@ def test_softmax_head_says_no_tool_for_the_none_class_or_a_weak_winner():
     assert decide(probs, classes, head="softmax", no_tool_threshold=0.5)[2] == ()
 
 
-def test_tool_sets_ignore_order_and_repeats():
+def test_tool_sets_ignore_order_but_keep_repeated_calls():
     label = Label(calls=[ToolCall(tool="weather", args={"location": "Oslo"}), ToolCall(tool="calculator"),
                          ToolCall(tool="weather", args={"location": "Rome"})])
-    assert tool_set(label) == ("calculator", "weather")
-    assert set_key(tool_set(label)) == "calculator+weather" and set_key(()) == "<none>"
+    assert tool_set(label) == ("calculator", "weather", "weather")
+    assert set_key(tool_set(label)) == "calculator+weather+weather" and set_key(()) == "<none>"
+    classes = ["<none>", "weather", "weather+weather"]
+    assert decide(np.array([[0.1, 0.2, 0.7]]), classes, head="softmax", no_tool_threshold=0.5) == [
+        ("weather", "weather")]
+    assert tool_set_metrics([("weather",)], [("weather", "weather")])["accuracy"] == 0.0
 
 
 def test_metrics_split_in_scope_accuracy_from_no_tool_recall():

@@ -86,6 +86,8 @@ def test_router_routes_to_catalogue_labels_with_probabilities_and_latency(traine
     assert pred[0].label.tools == ["weather"] and pred[1].label.is_no_tool
     assert len(pred[0].probabilities) == 3 and max(pred[0].probabilities.values()) == pred[0].probabilities["weather"]
     assert all(p.latency_ms > 0 for p in pred)
+    quantized = EncoderRouter(folder, quantize=True)  # int8 Linear layers for CPU serving
+    assert quantized.route(["will it rain in oslo tomorrow"])[0].tools == ["weather"]
 
 
 def _run_readme_recipe(folder, query: str) -> list[str]:

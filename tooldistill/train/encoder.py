@@ -254,7 +254,7 @@ def train_encoder(examples_train: Sequence[Example], examples_val: Sequence[Exam
     labels = _output_labels(train, catalog, config.head.kind)
     if config.head.kind == "softmax" and len(labels) < 2:
         raise InputError(f"a softmax head needs at least 2 tool sets in train, found {labels}", field="head.kind")
-    max_tools = max(1, max(len(s) for _, s in train))
+    max_tools = max(1, max(len(set(s)) for _, s in train))  # distinct tools: what a sigmoid head can name
     device = _resolve_device(config.device)
     if config.threads:
         torch.set_num_threads(config.threads)

@@ -38,12 +38,16 @@ TOOL_THRESHOLD_GRID = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 MAX_NO_TOOL_CANDIDATES = 2000
 
 ToolSet = tuple[str, ...]
-"""A decision: the sorted tool names chosen (``()`` = no tool)."""
+"""A decision: the sorted tool names chosen, repeats kept (``()`` = no tool)."""
 
 
 def tool_set(label: Label) -> ToolSet:
-    """The set of tools a label calls, sorted (a tool called twice counts once: the encoder picks tools, not calls)."""
-    return tuple(sorted(set(label.tools)))
+    """The tools a label calls, sorted, repeats kept (``weather`` twice for two cities is its own tool set).
+
+    A softmax head learns such sets as classes and answers with the repeated calls (empty args); a sigmoid head
+    has one output per tool, so it can only say each tool once.
+    """
+    return tuple(sorted(label.tools))
 
 
 def set_key(tools: ToolSet) -> str:
@@ -108,8 +112,8 @@ def tool_set_metrics(predicted: Sequence[ToolSet], gold: Sequence[ToolSet]) -> d
     (a rate is None when its denominator is 0; ``balanced`` is the mean of the in-scope accuracy and the no-tool
     recall that exist).
     """
-    pred = [tuple(sorted(set(p))) for p in predicted]
-    gold = [tuple(sorted(set(g))) for g in gold]
+    pred = [tuple(sorted(p)) for p in predicted]
+    gold = [tuple(sorted(g)) for g in gold]
     if len(pred) != len(gold):
         raise ValueError(f"{len(pred)} predictions for {len(gold)} gold labels")
     hit = np.array([p == g for p, g in zip(pred, gold)], dtype=bool)
@@ -188,7 +192,7 @@ def calibrate_thresholds(probs: np.ndarray, labels: Sequence[str], gold: Sequenc
     Returns: :class:`Thresholds`. Among equally good thresholds it takes the middle of the best plateau, placed
     halfway between two observed scores, so a small shift in scores does not flip many decisions.
     """
-    gold = [tuple(sorted(set(g))) for g in gold]
+    gold = [tuple(sorted(g)) for g in gold]
     probs = np.asarray(probs, dtype=np.float64)
     if head == "softmax" or max_tools <= 1:
         tool_grid: Sequence[float | None] = [None]
@@ -287,10 +291,13 @@ class EncoderRouter:
         name: display name (default ``encoder:<folder>``).
         catalog: the catalogue (default: ``catalog.yaml`` beside the model folder, when present).
         device: torch device; ``threads`` sets torch's CPU threads (None keeps torch's default).
+        quantize: int8 dynamic quantization of the Linear layers (CPU serving: ~1.8x faster at batch 1 here).
+            Probabilities move (by up to 0.09 on a weakly trained model), so decisions near a threshold can
+            change: score the quantized router on val before serving it.
     """
 
     def __init__(self, path: str | Path, *, name: str | None = None, catalog: Catalog | None = None,
-                 device: str = "cpu", threads: int | None = None):
+                 device: str = "cpu", threads: int | None = None, quantize: bool = False):
         path = Path(path)
         if not (path / ROUTER_FILE).is_file() and (path / "model" / ROUTER_FILE).is_file():
             path = path / "model"
@@ -309,6 +316,8 @@ class EncoderRouter:
 
             torch.set_num_threads(threads)
         self._tokenizer, self._model = _load_model(path, self.meta, device)
+        if quantize:
+            _quantize(self._model)
         self._exemplars = None
         if self.meta.get("similarity_threshold") is not None:
             from safetensors.numpy import load_file
@@ -383,6 +392,22 @@ def _load_model(path: Path, meta: dict, device: str) -> tuple[Any, Any]:
 
             model = MeanPoolClassifier(AutoModel.from_pretrained(path), load_file(str(path / HEAD_FILE)))
     return tokenizer, model.to(device).eval()
+
+
+def _quantize(model: Any) -> None:
+    """Swap the Linear layers of a loaded router model for int8 dynamically quantized ones (CPU only)."""
+    import warnings
+
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.ao.quantization announces its move to torchao
+        from torch.ao.quantization import quantize_dynamic
+
+        if isinstance(model, ClsClassifier):
+            model.model = quantize_dynamic(model.model, {torch.nn.Linear}, dtype=torch.qint8)
+        else:
+            model.encoder = quantize_dynamic(model.encoder, {torch.nn.Linear}, dtype=torch.qint8)
 
 
 class ClsClassifier:
