@@ -6,7 +6,6 @@ import json
 from typing import Annotated
 
 import typer
-from rich.syntax import Syntax
 from rich.table import Table
 
 from .common import JsonOpt, err, out, print_json, state
@@ -157,7 +156,7 @@ def prompt_show_cmd(
     out.print("[bold]system instruction[/bold]")
     out.print(system, markup=False, highlight=False)
     out.print("[bold]" + ("answer schema" if packed else "function declarations") + "[/bold]")
-    out.print(Syntax(json.dumps(tools, indent=2, ensure_ascii=False), "json", word_wrap=True))
+    out.print(json.dumps(tools, indent=2, ensure_ascii=False), markup=False, highlight=False, soft_wrap=True)
 
 
 @prompt_app.command("versions")
