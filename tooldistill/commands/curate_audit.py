@@ -136,6 +136,12 @@ def audit_cmd(
     if len(report.flags) > len(shown):
         out.print(f"... {len(report.flags) - len(shown):,} more (curate flags --limit N, or --json)")
     _render_signals(report.signals)
+    conf = report.signals.get("confident", {})
+    inf = conf.get("info") or {}
+    if not conf.get("skipped") and inf.get("classes") and inf["rows"] / inf["classes"] < 40 \
+            and len(inf.get("models", [])) == 1:
+        info(f"few labeled queries per class ({inf['rows'] / inf['classes']:.0f}): n-gram classifiers are weak there and "
+             "over-flag; --model ngram,minilm adds a pretrained sentence encoder", ctx)
     if report.info.get("cleared_with_hits"):
         info(f"{report.info['cleared_with_hits']:,} labels other signals suspected match their gold and were not "
              "flagged (--audit-gold to flag them too)", ctx)
