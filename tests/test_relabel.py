@@ -8,7 +8,7 @@ import pytest
 from tooldistill.catalog import parse_label
 from tooldistill.curate import StudentPrediction, adjudicate, enqueue_relabels, run_audit, AuditConfig
 from tooldistill.curate.adjudicate import decide
-from tooldistill.db import NewQuery, current_labels, insert_queries, open_db
+from tooldistill.db import NewQuery, current_labels, insert_queries
 from tooldistill.distill import DistillSettings, parse_keys, run_distill
 from tooldistill.distill.fake_gemini import FakeGemini, FakeGeminiConfig, ModelSpec, Oracle
 from tooldistill.errors import InputError
