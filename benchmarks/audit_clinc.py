@@ -140,7 +140,8 @@ def main() -> None:
                 hits = {f.query_id for f in report.flags if name in f.signals}
                 sp, sr, sf = score(hits, truth)
                 print(f"{mode}:   signal {name}: fired {sig['fired']} (only it: {sig['only']}) precision {sp:.3f} "
-                      f"recall {sr:.3f} F1 {sf:.3f} in {sig['seconds']:.1f}s")
+                      f"recall {sr:.3f} F1 {sf:.3f} in {sig['seconds']:.1f}s"
+                      + (f" [{sig['info']['source']}]" if "source" in sig["info"] else ""))
             ranked = [f.query_id for f in report.flags]
             top = set(ranked[:len(truth)])
             print(f"{mode}: audit F1 at the true count {score(top, truth)[2]:.3f}")
