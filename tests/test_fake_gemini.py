@@ -536,3 +536,55 @@ def test_cli_serves_in_another_process_until_interrupted(tmp_path, catalog):
         ("proj-x", "ok"), (f"key-{key_fingerprint(K2).replace('-', '')}", "ok"), ("proj-x", "daily_quota")]
     assert entries[0]["quota_day"].startswith("fastday-")
     assert K1 not in log.read_text() + stderr
+
+
+def test_a_model_with_rpm_0_answers_429_limit_0_which_the_client_reads_as_not_on_this_tier(oracle):
+    from tooldistill.distill.fake_gemini import ModelSpec
+
+    with make_server(oracle, models={FLASH: ModelSpec(rpm=0)}) as server, \
+            httpx2.Client(base_url=server.base_url) as http:
+        reply = http.post(f"/v1beta/models/{FLASH}:generateContent", json=camel_body("hi there"),
+                          headers={"x-goog-api-key": K1})
+    assert reply.status_code == 429 and "limit: 0" in reply.json()["error"]["message"]
+    assert classify_error(429, reply.json()).outcome is Outcome.DAILY_QUOTA  # quotaValue 0: not on this tier
+
+
+def test_a_client_gone_mid_request_leaves_no_traceback(oracle, capfd):
+    import socket
+    import struct
+
+    with make_server(oracle, latency_s=(0.3, 0.3)) as server:
+        body = json.dumps(camel_body("hi there")).encode()
+        for missing in (100, 0):  # reset while the server reads the body; reset before it writes the answer
+            conn = socket.create_connection(("127.0.0.1", server.port))
+            conn.sendall(f"POST /v1beta/models/{FLASH}:generateContent HTTP/1.1\r\nHost: x\r\nx-goog-api-key: "
+                         f"{K1}\r\nContent-Type: application/json\r\nContent-Length: {len(body) + missing}\r\n\r\n"
+                         .encode() + body)
+            time.sleep(0.05)
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close with a reset
+            conn.close()
+        time.sleep(0.6)  # the slow answer meets the closed connection
+        with httpx2.Client(base_url=server.base_url) as http:  # and the server still serves
+            assert http.post(f"/v1beta/models/{FLASH}:generateContent", json=camel_body("hi there"),
+                             headers={"x-goog-api-key": K1}).status_code == 200
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_packed_requests_are_answered_per_message_with_the_same_noise(catalog):
+    from tooldistill.distill.fake_gemini import ModelSpec
+    from tooldistill.distill.packing import ask_packed
+
+    oracle = Oracle()
+    texts = [f"weather in town {i}" for i in range(12)]
+    for t in texts:
+        oracle.add(t, [{"tool": "weather", "args": {"location": t[11:]}}])
+    prompt = build_prompt(catalog)
+    with make_server(oracle, models={FLASH: ModelSpec(noise_rate=0.4)}, seed=3) as server:
+        singles = [ask_async(server, catalog, t) for t in texts]
+
+        client = CLIENTS.client("async", K1, server.base_url, 10.0)
+        result = CLIENTS.runner.run(ask_packed(client, model=FLASH, prompt=prompt, catalog=catalog, queries=texts))
+        noised = server.stats()["noised"]
+    assert result.request.outcome is Outcome.OK and len(result.items) == 12
+    assert [r.label for r in result.items] == [s.label for s in singles]
+    assert noised >= 2 * 2  # some answers were noised, the same ones packed and alone

@@ -254,3 +254,39 @@ def test_a_daily_429_just_after_the_reset_is_skew_and_retried_soon(db):
     pool.refresh()
     pool.record(pool.slots[0], result(Outcome.DAILY_QUOTA, status_code=429), clock.t)
     assert bucket.until == 12_000  # later in the day: really gone until the next reset
+
+
+def test_a_late_send_keeps_the_pacing_schedule_and_idling_gives_no_burst(db):
+    clock = ManualClock()
+    pool = make_pool(db, f"{SECRET_A}@p1", clock=clock, rpm=60)
+    t0 = clock.t
+    slot, _ = pool.pick(t0, unpinned_work=True, pinned_work=set())
+    pool.reserve(slot, t0)
+    assert pool.pick(t0, unpinned_work=True, pinned_work=set()) == (None, pytest.approx(t0 + 1))
+    clock.t = t0 + 1.3  # the event loop was busy: this send goes out 0.3 s after its slot
+    slot, _ = pool.pick(clock.t, unpinned_work=True, pinned_work=set())
+    pool.reserve(slot, clock.t)
+    _, at = pool.pick(clock.t, unpinned_work=True, pinned_work=set())
+    assert at == pytest.approx(t0 + 2)  # the next slot did not move back by the lateness
+    clock.t = t0 + 30  # idle far longer than an interval: the schedule starts afresh, one send at a time
+    slot, _ = pool.pick(clock.t, unpinned_work=True, pinned_work=set())
+    pool.reserve(slot, clock.t)
+    assert pool.pick(clock.t, unpinned_work=True, pinned_work=set()) == (None, pytest.approx(t0 + 31))
+
+
+def test_a_busy_bucket_sends_its_full_rpm_but_never_more_in_any_window(db):
+    clock = ManualClock()
+    pool = make_pool(db, f"{SECRET_A}@p1,{SECRET_B}@p1", clock=clock, rpm=30)
+    sends, lateness = [], 0.0
+    while clock.t < ManualClock().t + 600:
+        slot, at = pool.pick(clock.t, unpinned_work=True, pinned_work=set())
+        if slot is None:
+            lateness = (lateness + 0.37) % 0.9  # the loop wakes up to 0.9 s late, varying
+            clock.t = at + lateness
+            continue
+        pool.reserve(slot, clock.t)
+        pool.record(slot, result(Outcome.OK), clock.t)
+        sends.append(clock.t)
+    assert len(sends) >= 0.97 * 30 * 10  # ten minutes at 30 RPM, lateness absorbed
+    for i in range(len(sends) - 30):
+        assert sends[i + 30] - sends[i] > 60  # never 31 sends in a minute (a margin beyond it, even)
