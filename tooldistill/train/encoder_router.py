@@ -296,6 +296,10 @@ class EncoderRouter:
             change: score the quantized router on val before serving it.
     """
 
+    picks_arguments = False
+    """The encoder chooses tools only (calls come with empty args): eval grades its tool choice and marks the
+    argument metrics not applicable."""
+
     def __init__(self, path: str | Path, *, name: str | None = None, catalog: Catalog | None = None,
                  device: str = "cpu", threads: int | None = None, quantize: bool = False):
         path = Path(path)
