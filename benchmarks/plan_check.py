@@ -74,7 +74,11 @@ def main() -> None:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
+    import logging
+
     from tooldistill.data import generate_queries
+
+    logging.getLogger("tooldistill").setLevel(logging.ERROR)  # a bucket running out each fake day is the point
 
     work = Path(tempfile.mkdtemp(prefix="td-plan-"))
     db = open_db(work / "ws.db")

@@ -46,6 +46,8 @@ CLIENT_LIMIT = "daily limit of"
 RESET_SKEW_S = 600.0
 """A daily 429 this soon after our idea of the reset is clock skew, not a new day's exhaustion: retry sooner."""
 KEY_SET_SETTING = "distill_key_set"
+FIRST_TRANSIENT_PAUSE_S = 0.25
+"""How long a slot rests after the first transient error of a streak (later ones back off exponentially)."""
 
 
 def resolve_limits(settings: DistillSettings, model: str, reported_rpm: int | None = None,
@@ -393,7 +395,11 @@ class Pool:
             log.warning("bucket %s: 429 without quota details (#%d in a row); cooling %.1fs", b.id, b.backoff, wait)
         elif out == Outcome.TRANSIENT:
             slot.backoff += 1
-            slot.state, slot.until = COOLING, now + self.backoff.delay(slot.backoff, self.rng)
+            # A lone 503 is noise at a few percent of requests: a full backoff after each would idle a busy
+            # one-key bucket most of the time. Pause briefly; back off exponentially from the second in a row.
+            wait = min(FIRST_TRANSIENT_PAUSE_S, self.backoff.base_s) if slot.backoff == 1 else \
+                self.backoff.delay(slot.backoff - 1, self.rng)
+            slot.state, slot.until = COOLING, now + wait
             slot.reason = f"{result.status_code or 'transport'} error (#{slot.backoff} in a row)"
             self._save_slot(slot)
         elif out == Outcome.BAD_KEY:
