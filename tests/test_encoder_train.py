@@ -133,6 +133,7 @@ def test_readme_recipe_and_pipeline_load_the_folder_without_tooldistill(trained)
     assert out["pipe_top"] == "weather"
 
 
+@pytest.mark.slow
 def test_sigmoid_head_with_mean_pooling_saves_an_encoder_plus_head(tmp_path):
     train, val = _split(_examples())
     cfg = EncoderRunConfig.model_validate({**FAST, "model": {"pooling": "mean"}, "head": {"kind": "sigmoid"},
@@ -173,6 +174,7 @@ def _dataset_version(db) -> str:
     return version
 
 
+@pytest.mark.slow
 def test_a_run_is_a_runs_row_with_lineage_and_routes_through_eval(db, tmp_path):
     from tooldistill.eval import get_router
     from tooldistill.train import get_run
@@ -196,6 +198,7 @@ def test_a_run_is_a_runs_row_with_lineage_and_routes_through_eval(db, tmp_path):
     assert all(isinstance(lab, Label) for lab in router.route(["weather in oslo", "hello"]))
 
 
+@pytest.mark.slow
 def test_cli_trains_an_encoder_run_and_routes_with_it(db, cli, tmp_path):
     version = _dataset_version(db)
     dbfile = tmp_path / "test.db"
