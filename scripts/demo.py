@@ -21,13 +21,14 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+WORKSPACE = REPO  # replaced by the workspace once it exists: run artifacts go under it
 KEYS = "demo-key-alpha@project-a,demo-key-bravo@project-a,demo-key-charlie@project-b"
 FAKE_CONFIG = {
     "keys": {"demo-key-alpha": "project-a", "demo-key-bravo": "project-a", "demo-key-charlie": "project-b"},
     "models": {
         # the two default teacher models make a few mistakes; the stronger one does not (used to relabel)
-        "gemini-2.5-flash": {"rpm": 600, "rpd": 450, "noise_rate": 0.06},
-        "gemini-2.5-flash-lite": {"rpm": 600, "rpd": 450, "noise_rate": 0.06},
+        "gemini-2.5-flash": {"rpm": 600, "rpd": 260, "noise_rate": 0.06},
+        "gemini-2.5-flash-lite": {"rpm": 600, "rpd": 260, "noise_rate": 0.06},
         "gemini-2.5-pro": {"rpm": 600, "rpd": 2000, "noise_rate": 0.0},
     },
     "faults": {"unavailable_503": 0.04, "internal_500": 0.01, "malformed": 0.02},
@@ -41,11 +42,11 @@ def banner(text: str) -> None:
     print(f"\n\033[1m== {text}\033[0m", flush=True)
 
 
-def tool(*args: str, env: dict, ok=(0,), capture: bool = False) -> subprocess.CompletedProcess:
+def tool(*args: str, env: dict, ok=(0,), capture: bool = False, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """Run one `tooldistill` command as a user would, echoing it; stop the demo on an unexpected exit code."""
     shown = " ".join(a if " " not in a else repr(a) for a in args)
     print(f"$ tooldistill {shown}", flush=True)
-    proc = subprocess.run([sys.executable, "-m", "tooldistill", *args], env=env, text=True,
+    proc = subprocess.run([sys.executable, "-m", "tooldistill", *args], env=env, text=True, cwd=cwd or WORKSPACE,
                           stdout=subprocess.PIPE if capture else None)
     if proc.returncode not in ok:
         sys.exit(f"demo: 'tooldistill {shown}' exited {proc.returncode}")
@@ -57,6 +58,7 @@ def last_id(proc: subprocess.CompletedProcess, key: str) -> str:
 
 
 def main() -> None:
+    global WORKSPACE
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workspace", type=Path, default=REPO / "demo-workspace")
     ap.add_argument("--n", type=int, default=1200, help="Generated queries.")
@@ -67,13 +69,14 @@ def main() -> None:
     if ws.exists():
         shutil.rmtree(ws)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-           "HF_HOME": str(ws / ".hf"), "TOOLDISTILL_DB": str(ws / "tooldistill.db"), "PYTHONPATH": str(REPO)}
+           "HF_HOME": str(ws / ".hf"), "COLUMNS": "140", "TOOLDISTILL_DB": str(ws / "tooldistill.db"), "PYTHONPATH": str(REPO)}
     for var in ("GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_GENAI_USE_VERTEXAI", "HF_TOKEN"):
         env.pop(var, None)
     started = time.time()
 
     banner("1. A workspace and its data")
     tool("init", str(ws), env=env)
+    WORKSPACE = ws
     scratch = {**env, "TOOLDISTILL_DB": str(ws / "scratch.db")}
     tool("data", "generate", "--n", str(args.n), "--seed", "7", env=scratch)
     tool("data", "export", "--out", str(ws / "oracle.jsonl"), env=scratch)
@@ -96,14 +99,14 @@ def main() -> None:
             time.sleep(0.05)
         teacher_env = {**env, "GEMINI_API_KEYS": KEYS,
                        "GEMINI_BASE_URL": f"http://127.0.0.1:{port_file.read_text().strip()}"}
-        tool("distill", "run", "--wait", "--day-seconds", "25", "--concurrency", "8", "--rpm", "600", "--rpd", "450",
+        tool("distill", "run", "--wait", "--day-seconds", "25", "--concurrency", "8", "--rpm", "600", "--rpd", "260",
              env=teacher_env)
         tool("distill", "status", env=teacher_env)
         tool("distill", "run", "--day-seconds", "25", env=teacher_env)  # a re-run pays nothing
 
         banner("3. Curate: dedup, a first split, and a first student on the teacher's labels")
         tool("curate", "dedup", env=env)
-        v1 = last_id(tool("curate", "split", "--seed", "0", "--name", "v1-teacher", "--json", env=env,
+        v1 = last_id(tool("curate", "split", "--seed", "0", "--no-hard", "--name", "v1-teacher", "--json", env=env,
                           capture=True), "version_id")
         tool("curate", "export", v1, "--format", "hf", "--out", str(ws / "export-v1"), env=env)
         tool("train", "tiny-model", str(ws / "models" / "tiny"), env=env)
@@ -114,11 +117,12 @@ def main() -> None:
         banner("4. Audit the teacher, relabel what it flags with a stronger model, adjudicate")
         tool("curate", "audit", "--limit", "15", env=env)
         tool("curate", "relabel", "--top", "60", "--model", "gemini-2.5-pro", env=env)
-        tool("distill", "run", "--day-seconds", "25", "--models", "gemini-2.5-pro", env=teacher_env)
+        tool("distill", "run", "--day-seconds", "25", "--models", "gemini-2.5-pro", "--rpm", "600", "--rpd", "2000",
+             env=teacher_env)
         tool("curate", "adjudicate", "--models", "gemini-2.5-pro,gemini-2.5-flash,gemini-2.5-flash-lite", env=env)
 
         banner("5. Retrain on the relabeled data (same config, new dataset version, lineage kept)")
-        v2 = last_id(tool("curate", "split", "--seed", "0", "--name", "v2-relabeled", "--json", env=env,
+        v2 = last_id(tool("curate", "split", "--seed", "0", "--no-hard", "--name", "v2-relabeled", "--json", env=env,
                           capture=True), "version_id")
         run2 = last_id(tool("train", "run", "--like", run1, "--dataset", v2, "--json", env=env, capture=True),
                        "run_id")
