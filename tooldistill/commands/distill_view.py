@@ -144,6 +144,10 @@ def summary_table(summary) -> Table:
     if summary.votes_enqueued:
         rows.append(("vote jobs added", summary.votes_enqueued))
     rows += [(f"requests: {k}", v) for k, v in sorted(summary.requests.items())]
+    if summary.batches:
+        b = summary.batches
+        rows.append(("Batch Mode jobs (see 'distill batches')", f"{b['batches']:,} ({b['live']:,} live, "
+                                                                 f"{b['labels']:,} labels)"))
     rows += [("tokens in / out", f"{summary.prompt_tokens:,} / {summary.output_tokens:,}"),
              ("est. cost (list prices)", "-" if summary.cost_usd is None else f"${summary.cost_usd:.4f}"),
              ("jobs still pending", summary.pending), ("leases reclaimed", summary.reclaimed),

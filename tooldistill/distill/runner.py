@@ -148,6 +148,8 @@ class RunSummary:
     cost_usd: float | None = None
     """This run's tokens at list prices (``None`` when a model has no known price)."""
     votes_enqueued: int = 0
+    batches: dict | None = None
+    """Batch Mode jobs of the workspace (``batches``, ``live``, ``labels``), when there are any."""
     pending: int = 0
     elapsed_s: float = 0.0
     stopped: str = "done"
@@ -286,6 +288,11 @@ class Runner:
             "SELECT state, last_error, count(*) FROM jobs WHERE state IN ('failed', 'dead') GROUP BY 1, 2"
             " ORDER BY 3 DESC LIMIT 5")]
         self.summary.elapsed_s = round(time.monotonic() - started, 3)
+        if self.db["batches"].exists():
+            row = self.db.execute("SELECT count(*), sum(state IN ('preparing', 'pending', 'running')),"
+                                  " coalesce(sum(labels), 0) FROM batches").fetchone()
+            if row[0]:
+                self.summary.batches = {"batches": row[0], "live": row[1] or 0, "labels": row[2]}
         if self.pool is not None:
             self.summary.buckets = self.pool.snapshot()
         self._emit("done", force=True)
