@@ -215,3 +215,10 @@ def test_batch_and_synthesize_sub_tables_reach_their_settings(tmp_path):
     (tmp_path / "tooldistill.toml").write_text("[distill.batch]\nmax_request = 50\n")
     with pytest.raises(ConfigError, match=r"\[distill.batch\] key 'max_request': Extra inputs are not permitted"):
         load_settings(load_workspace(tmp_path, environ={}))
+
+
+def test_every_distill_command_has_help_with_an_example(cli):
+    for command in (["run"], ["status"], ["retry"], ["plan"], ["prompt", "show"], ["prompt", "versions"],
+                    ["synthesize"], ["coverage"], ["batches"], ["fake-server"]):
+        result = cli("distill", *command, "--help")
+        assert result.exit_code == 0 and "Example:" in result.stdout, command
