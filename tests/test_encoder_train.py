@@ -88,6 +88,7 @@ def test_router_routes_to_catalogue_labels_with_probabilities_and_latency(traine
     assert all(p.latency_ms > 0 for p in pred)
     quantized = EncoderRouter(folder, quantize=True)  # int8 Linear layers for CPU serving
     assert quantized.route(["will it rain in oslo tomorrow"])[0].tools == ["weather"]
+    assert router.predicts_arguments is False  # eval marks argument metrics not applicable
 
 
 def _run_readme_recipe(folder, query: str) -> list[str]:

@@ -296,7 +296,7 @@ class EncoderRouter:
             change: score the quantized router on val before serving it.
     """
 
-    picks_arguments = False
+    predicts_arguments = False
     """The encoder chooses tools only (calls come with empty args): eval grades its tool choice and marks the
     argument metrics not applicable."""
 
