@@ -27,8 +27,8 @@ FAKE_CONFIG = {
     "keys": {"demo-key-alpha": "project-a", "demo-key-bravo": "project-a", "demo-key-charlie": "project-b"},
     "models": {
         # the two default teacher models make a few mistakes; the stronger one does not (used to relabel)
-        "gemini-2.5-flash": {"rpm": 600, "rpd": 260, "noise_rate": 0.06},
-        "gemini-2.5-flash-lite": {"rpm": 600, "rpd": 260, "noise_rate": 0.06},
+        "gemini-2.5-flash": {"rpm": 600, "rpd": 150, "noise_rate": 0.06},
+        "gemini-2.5-flash-lite": {"rpm": 600, "rpd": 150, "noise_rate": 0.06},
         "gemini-2.5-pro": {"rpm": 600, "rpd": 2000, "noise_rate": 0.0},
     },
     "faults": {"unavailable_503": 0.04, "internal_500": 0.01, "malformed": 0.02},
@@ -99,7 +99,7 @@ def main() -> None:
             time.sleep(0.05)
         teacher_env = {**env, "GEMINI_API_KEYS": KEYS,
                        "GEMINI_BASE_URL": f"http://127.0.0.1:{port_file.read_text().strip()}"}
-        tool("distill", "run", "--wait", "--day-seconds", "25", "--concurrency", "8", "--rpm", "600", "--rpd", "260",
+        tool("distill", "run", "--wait", "--day-seconds", "25", "--concurrency", "8", "--rpm", "600", "--rpd", "150",
              env=teacher_env)
         tool("distill", "status", env=teacher_env)
         tool("distill", "run", "--day-seconds", "25", env=teacher_env)  # a re-run pays nothing
