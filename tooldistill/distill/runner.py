@@ -33,6 +33,7 @@ from ..errors import Interrupted, NeedsKeyError, QuotaExhausted
 from ..progress import ProgressCallback, ProgressEvent, noop
 from .cache import cache_key, get_cached, put_cached
 from .clock import Clock, make_clock
+from .inflight import InFlight
 from .keys import ApiKey
 from .outcomes import Outcome, TeacherResult, classify_exception
 from .packing import PackedResult
@@ -163,7 +164,7 @@ class RunSummary:
         return asdict(self)
 
 
-class Runner:
+class Runner(InFlight):
     """One labeling run over the queue of ``db``.
 
     Args:
@@ -435,40 +436,6 @@ class Runner:
         request = self._request(slot, jobs[0], now) if len(jobs) == 1 else self._request_packed(slot, jobs, now)
         task = asyncio.create_task(request)
         self.tasks.add(task)
-
-    async def _pause(self, timeout: float | None) -> None:
-        """Sleep until a request finishes, a stop is asked for, or ``timeout`` seconds pass."""
-        if self._wake.is_set():
-            self._wake.clear()
-            return
-        waiter = asyncio.ensure_future(self._wake.wait())
-        try:
-            await asyncio.wait({*self.tasks, waiter}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            waiter.cancel()
-        self._wake.clear()
-
-    def _reap(self) -> None:
-        for task in [t for t in self.tasks if t.done()]:
-            self.tasks.discard(task)
-            if not task.cancelled() and task.exception() is not None:
-                raise task.exception()
-
-    async def _drain(self, *, grace: float | None) -> None:
-        """Let in-flight requests finish (within ``grace`` seconds, if given), then abandon the rest."""
-        deadline = None if grace is None else time.monotonic() + grace
-        while self.tasks and not self._abandon:
-            left = None if deadline is None else deadline - time.monotonic()
-            if left is not None and left <= 0:
-                break
-            await self._pause(left)
-            self._reap()
-        for task in self.tasks:
-            task.cancel()
-        if self.tasks:
-            await asyncio.gather(*self.tasks, return_exceptions=True)
-        self._reap()
-        self.tasks.clear()
 
     # ------------------------------------------------------------ one request
 

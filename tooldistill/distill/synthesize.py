@@ -39,6 +39,7 @@ from ..db import queue
 from ..errors import Interrupted, NeedsKeyError, QuotaExhausted
 from ..progress import ProgressCallback, ProgressEvent, noop
 from .clock import Clock, make_clock
+from .inflight import InFlight
 from .coverage import CATEGORY_TEXT, FULL, OPEN, SATURATED, STYLE_TEXT, Cell, get_cells
 from .keys import ApiKey
 from .outcomes import Outcome, TeacherResult, Usage, classify_exception, redact_result
@@ -327,7 +328,7 @@ def _insert_job(db: Database, cell: Cell, now: str) -> None:
     queue.enqueue(db, [None], purpose=PURPOSE, params={"plan": cell.plan, "cell": cell.id, "round": cell.rounds + 1})
 
 
-class Synthesizer:
+class Synthesizer(InFlight):
     """One synthesis run over the ``synthesize`` jobs of a plan, through the key pool (see the module doc).
 
     Args:
@@ -382,7 +383,7 @@ class Synthesizer:
             self.pool = Pool(self.db, self.keys, models=self.settings.models, settings=self.settings,
                              clock=self.clock)
             self.summary.stopped = await self._dispatch()
-            await self._drain()
+            await self._drain(grace=self.settings.grace_s)
         finally:
             for sig in installed:
                 loop.remove_signal_handler(sig)
@@ -489,34 +490,6 @@ class Synthesizer:
             return
         self.sent += 1
         self.tasks.add(asyncio.create_task(self._request(slot, job, cell, now)))
-
-    async def _pause(self, timeout: float | None) -> None:
-        if self._wake.is_set():
-            self._wake.clear()
-            return
-        waiter = asyncio.ensure_future(self._wake.wait())
-        try:
-            await asyncio.wait({*self.tasks, waiter}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            waiter.cancel()
-        self._wake.clear()
-
-    def _reap(self) -> None:
-        for task in [t for t in self.tasks if t.done()]:
-            self.tasks.discard(task)
-            if not task.cancelled() and task.exception() is not None:
-                raise task.exception()
-
-    async def _drain(self) -> None:
-        deadline = time.monotonic() + self.settings.grace_s
-        while self.tasks and time.monotonic() < deadline:
-            await self._pause(max(0.0, deadline - time.monotonic()))
-            self._reap()
-        for task in self.tasks:
-            task.cancel()
-        if self.tasks:
-            await asyncio.gather(*self.tasks, return_exceptions=True)
-        self.tasks.clear()
 
     # ------------------------------------------------------------ one request
 
