@@ -24,6 +24,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from _common import print_figures  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+
 from tooldistill.db import get_catalog, insert_queries, open_db  # noqa: E402
 from tooldistill.distill import DistillSettings, parse_keys, run_distill  # noqa: E402
 from tooldistill.distill.fake_gemini import FakeGemini, FakeGeminiConfig, ModelSpec, default_structured_answer  # noqa: E402
@@ -113,11 +115,7 @@ def main() -> None:
         "packed (faults): queries with the same label as unpacked": f"{same_faulty}/{len(single['labels'])}",
         "seconds (unpacked, packed, packed with faults)": [single["seconds"], packed["seconds"], faulty["seconds"]],
     }
-    if args.json:
-        print(json.dumps(fig, indent=2))
-    else:
-        for k, v in fig.items():
-            print(f"{k}: {v}")
+    print_figures(fig, as_json=args.json)
 
 
 if __name__ == "__main__":

@@ -16,9 +16,6 @@ Prints one figure per line; the run takes about days x day-seconds (about 3 minu
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,6 +23,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from _common import print_figures, start_fake_server  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 from tooldistill.catalog import load_catalog  # noqa: E402
 from tooldistill.db import get_catalog, insert_queries, open_db  # noqa: E402
@@ -44,17 +43,7 @@ FREE_RPD = 20
 def start_server(work: Path, oracle: Path, *, day_seconds: float, rpm: int, rpd: int):
     cfg = {"keys": KEYS, "models": {m: {"rpm": rpm, "rpd": rpd} for m in MODELS}, "oracle_db": str(oracle),
            "day_seconds": day_seconds, "latency_s": [0.05, 0.2]}
-    (work / "fake.json").write_text(json.dumps(cfg))
-    port = work / "port"
-    proc = subprocess.Popen([sys.executable, "-m", "tooldistill", "distill", "fake-server", "--config",
-                             str(work / "fake.json"), "--port-file", str(port)],
-                            env={**os.environ, "PYTHONPATH": str(ROOT)}, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while not (port.exists() and port.read_text().strip()):
-        if time.time() > deadline or proc.poll() is not None:
-            raise SystemExit("the fake server did not start")
-        time.sleep(0.05)
-    return proc, f"http://127.0.0.1:{port.read_text().strip()}"
+    return start_fake_server(work, cfg)
 
 
 def summary_of_plan(p: dict) -> dict:
@@ -123,11 +112,7 @@ def main() -> None:
         "run / plan: output tokens": round(summary.output_tokens / fp["output tokens"], 3),
         "run / plan: cost": round(cost / fp["cost (USD, list prices)"], 3) if fp["cost (USD, list prices)"] else None,
     }
-    if args.json:
-        print(json.dumps(fig, indent=2))
-    else:
-        for k, v in fig.items():
-            print(f"{k}: {v}")
+    print_figures(fig, as_json=args.json)
 
 
 if __name__ == "__main__":

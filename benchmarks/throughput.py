@@ -21,8 +21,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,6 +28,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from _common import print_figures, start_fake_server  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 from tooldistill.catalog import parse_label  # noqa: E402
 from tooldistill.db import NewQuery, get_catalog, insert_queries, open_db  # noqa: E402
@@ -51,17 +51,7 @@ def start_server(workdir: Path, oracle_db: Path, *, rpm: int, latency: tuple[flo
     """The fake server in a subprocess; returns (process, base_url)."""
     cfg = {"keys": KEYS, "models": {m: {"rpm": rpm} for m in MODELS}, "latency_s": list(latency), "seed": seed,
            "oracle_db": str(oracle_db)}
-    (workdir / "fake.json").write_text(json.dumps(cfg))
-    port_file = workdir / "port"
-    proc = subprocess.Popen([sys.executable, "-m", "tooldistill", "distill", "fake-server", "--config",
-                             str(workdir / "fake.json"), "--port-file", str(port_file)],
-                            env={**os.environ, "PYTHONPATH": str(ROOT)}, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while not (port_file.exists() and port_file.read_text().strip()):
-        if time.time() > deadline or proc.poll() is not None:
-            raise SystemExit("the fake server did not start")
-        time.sleep(0.05)
-    return proc, f"http://127.0.0.1:{port_file.read_text().strip()}"
+    return start_fake_server(workdir, cfg)
 
 
 def server_stats(url: str) -> dict:
@@ -167,11 +157,7 @@ def main() -> None:
         "baseline: share of the ceiling": round(b_rate / ceiling, 3),
         "runner / baseline (labels per minute)": round(r_rate / b_rate, 2),
     }
-    if args.json:
-        print(json.dumps(fig, indent=2))
-    else:
-        for k, v in fig.items():
-            print(f"{k}: {v}")
+    print_figures(fig, as_json=args.json)
 
 
 if __name__ == "__main__":
