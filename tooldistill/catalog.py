@@ -16,7 +16,6 @@ import math
 import re
 from collections import Counter
 from functools import cached_property
-from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -510,6 +509,8 @@ def load_catalog(path: str | Path | None = None) -> Catalog:
     Raises: CatalogError naming the file and the field at fault.
     """
     if path is None:
+        from importlib import resources  # only here: it costs start-up time every command would pay
+
         text = resources.files("tooldistill").joinpath("default_catalog.yaml").read_text(encoding="utf-8")
         return catalog_from_text(text, source="<default catalogue>", default_name="default")
     path = Path(path)
