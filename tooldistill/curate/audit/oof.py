@@ -13,8 +13,9 @@ injected noise) the textbook model took ~7 minutes for F1 0.85; the two leave-on
 all other rows and cost about a second each; the SVM adds a discriminative view at a few seconds per fold.
 Together they rank injected errors better (F1 ~0.95 at cleanlab's count) in a fraction of the time
 (``benchmarks/audit_clinc.py``). A sentence encoder adds two more exact leave-one-out members on its embeddings,
-:func:`centroid_loo` and :func:`ridge_loo`: ``minilm`` (all-MiniLM-L6-v2 through :mod:`tooldistill.curate.semantic`,
-the ``encoder`` extra) is built in, and :func:`register_encoder` plugs in others (a fine-tuned student encoder).
+:func:`centroid_loo` and :func:`ridge_loo`: ``minilm`` (all-MiniLM-L6-v2 through
+:func:`tooldistill.embeddings.embed_texts`, the ``encoder`` extra) is built in, and :func:`register_encoder` plugs
+in others (a fine-tuned student encoder).
 """
 
 from __future__ import annotations
@@ -28,11 +29,12 @@ Encoder = Callable[[list[str]], np.ndarray]
 """Maps texts to an ``n x d`` array of embeddings."""
 
 
-
 def _minilm() -> Encoder:
-    from ..semantic import embed  # all-MiniLM-L6-v2, offline; NeedsExtraError names the pip command if missing
+    from ...embeddings import embed_texts
+    from ..semantic import require_encoder
 
-    return embed
+    require_encoder("the audit's minilm model", instead="--model ngram")
+    return embed_texts
 
 
 _ENCODERS: dict[str, Callable[[], Encoder]] = {"minilm": _minilm}
