@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 import yaml
 
 from tooldistill.catalog import dump_catalog, load_catalog, parse_label
@@ -109,3 +110,68 @@ def test_cli_export_writes_the_file_and_says_how_many(cli, tmp_path):
     result = cli("--db", dbp, "data", "export", "--out", tmp_path / "g.jsonl")
     assert result.exit_code == 0 and "wrote 60 labelled queries" in result.stdout
     assert len(read_jsonl(tmp_path / "g.jsonl")) == 60
+
+
+def acceptable_by_text(db):
+    """``{text: [alternative label, ...]}`` of every query whose meta declares acceptable answers."""
+    from tooldistill.eval import acceptable_from_meta
+
+    out = {}
+    for text, meta in db.execute("SELECT text, meta FROM queries WHERE meta IS NOT NULL"):
+        acc = acceptable_from_meta(meta)
+        if acc is not None:
+            out[text] = [label.canonical() for label in acc.labels]
+    return out
+
+
+def test_export_carries_the_acceptable_answers_of_ambiguous_queries_in_meta(db, tmp_path):
+    generate(db, 150, seed=9)
+    export_jsonl(db, tmp_path / "gold.jsonl")
+    lines = read_jsonl(tmp_path / "gold.jsonl")
+    declared = [line for line in lines if line["meta"]]
+    assert {line["text"]: line["meta"]["acceptable"] for line in declared} == acceptable_by_text(db)
+    assert all(line["meta"] for line in lines if line["category"] == "ambiguous")
+    assert all(line["meta"]["acceptable"][0] == line["label"] for line in declared)  # gold first
+    assert all(set(line["meta"]) == {"acceptable"} for line in declared)  # noise and the like stay home
+
+
+@pytest.mark.parametrize("as_gold", [True, False])
+def test_export_then_import_keeps_the_acceptable_sets(db, tmp_path, as_gold):
+    generate(db, 150, seed=9)
+    export_jsonl(db, tmp_path / "gold.jsonl")
+    fresh = open_db(tmp_path / "fresh.db")
+    import_queries(fresh, tmp_path / "gold.jsonl", gold=as_gold, strict=True)
+    before = acceptable_by_text(db)
+    assert len(before) >= 5 and acceptable_by_text(fresh) == before
+    export_jsonl(fresh, tmp_path / "again.jsonl")
+    metas = lambda path: {r["text"]: r["meta"] for r in read_jsonl(path)}  # noqa: E731
+    assert metas(tmp_path / "again.jsonl") == metas(tmp_path / "gold.jsonl")
+
+
+def test_import_reads_acceptable_answers_declared_at_the_top_level_or_as_json_text(db, tmp_path):
+    rows = [{"text": "Paris", "label": [{"tool": "weather", "args": {"location": "Paris"}}],
+             "acceptable": [[{"name": "web_search", "arguments": {"query": "Paris"}}]]},
+            {"text": "Lima", "label": [{"tool": "weather", "args": {"location": "Lima"}}],
+             "meta": json.dumps({"acceptable_args": {"weather.location": ["Lima", "Lima, Peru"]}, "other": 1})}]
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    import_queries(db, tmp_path / "in.jsonl", strict=True)
+    stored = {t: json.loads(m) for t, m in db.execute("SELECT text, meta FROM queries")}
+    assert stored["Paris"]["acceptable"] == [[{"tool": "web_search", "args": {"query": "Paris"}}]]
+    assert stored["Lima"]["acceptable_args"] == {"weather.location": ["Lima", "Lima, Peru"]}
+    assert "other" not in stored["Lima"]
+
+
+@pytest.mark.parametrize("meta, message", [
+    ({"acceptable": [[{"tool": "stocks", "args": {}}]]}, "field 'meta.acceptable[0][0]': unknown tool 'stocks'"),
+    ({"acceptable": "web_search"}, "field 'meta.acceptable': expected a list of labels, got str"),
+    ({"acceptable_args": {"query": "x"}}, "field 'meta.acceptable_args': the acceptable values of 'query' must be a "
+                                          "list"),
+])
+def test_cli_import_bad_acceptable_answers_name_line_and_field(cli, tmp_path, meta, message):
+    good = {"text": "hello there", "label": []}
+    bad = {"text": "Oslo", "label": [{"tool": "weather", "args": {"location": "Oslo"}}], "meta": meta}
+    path = tmp_path / "in.jsonl"
+    path.write_text(json.dumps(good) + "\n" + json.dumps(bad) + "\n", encoding="utf-8")
+    res = cli("--db", tmp_path / "w.db", "data", "import", path, "--strict")
+    assert res.exit_code == 2
+    assert f"{path}:2 {message}" in res.stderr.replace("\n", " ")

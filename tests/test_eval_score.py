@@ -116,3 +116,19 @@ def test_cli_score_missing_file(tmp_path, cli):
     gold = write_jsonl(tmp_path / "gold.jsonl", ['{"id": 1, "text": "hi", "label": []}'])
     res = cli("eval", "score", "--predictions", tmp_path / "nope.jsonl", "--gold", gold)
     assert res.exit_code == 2 and "nope.jsonl: cannot read: No such file or directory" in res.stderr
+
+
+def test_an_exported_file_grades_ambiguous_rows_against_their_acceptable_answers(tmp_path, cli):
+    from tooldistill.data import export_jsonl, generate
+
+    db = open_db(tmp_path / "g.db")
+    generate(db, 150, seed=9)
+    export_jsonl(db, tmp_path / "gold.jsonl")
+    rows = [json.loads(line) for line in (tmp_path / "gold.jsonl").read_text(encoding="utf-8").splitlines()]
+    other = {r["id"]: r["meta"]["acceptable"][1] for r in rows if r["meta"]}
+    assert len(other) >= 5 and all(other[i] != r["label"] for r in rows for i in [r["id"]] if i in other)
+    preds = write_jsonl(tmp_path / "p.jsonl", [{"id": r["id"], "raw": other.get(r["id"], r["label"])} for r in rows])
+    res = cli("eval", "score", "--predictions", preds, "--gold", tmp_path / "gold.jsonl", "--json", "--resamples", "0")
+    assert res.exit_code == 0, res.output
+    rates = json.loads(res.stdout)["metrics"]["rates"]
+    assert (rates["fully_correct"]["num"], rates["fully_correct"]["den"]) == (len(rows), len(rows))

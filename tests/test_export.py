@@ -82,6 +82,28 @@ def test_the_card_has_front_matter_counts_dedup_leakage_and_lineage(db, version,
     assert "No label audit has run on this data yet" in card
 
 
+def test_examples_keep_the_acceptable_answers_of_their_queries_in_meta(db, version, tmp_path):
+    from datasets import load_dataset
+
+    from tooldistill.eval import acceptable_from_meta
+
+    declared = {qid: json.loads(meta)["acceptable"] for qid, meta in db.execute(
+        "SELECT id, meta FROM queries WHERE meta LIKE '%\"acceptable\"%'")}
+    _, rows = build_rows(db, version)
+    examples = [ex for split_rows in rows.values() for ex in split_rows]
+    with_meta = {ex["query_id"]: json.loads(ex["meta"])["acceptable"] for ex in examples if ex["meta"] != "{}"}
+    exported = {ex["query_id"] for ex in examples}
+    assert len(with_meta) >= 5 and with_meta == {q: a for q, a in declared.items() if q in exported}
+    held_out = next(ex for name in ("test", "hard") for ex in rows.get(name, []) if ex["meta"] != "{}")
+    acc = acceptable_from_meta(held_out["meta"])
+    assert [a.canonical() for a in acc.labels] == declared[held_out["query_id"]]
+    export(db, version, tmp_path / "out", fmt="parquet")
+    loaded = load_dataset(str(tmp_path / "out"))
+    assert {ex["query_id"]: ex["meta"] for name in loaded for ex in loaded[name]} == {
+        ex["query_id"]: ex["meta"] for ex in examples}
+    assert "| `meta` |" in (tmp_path / "out" / "README.md").read_text()
+
+
 def test_the_card_summarises_audit_flags_on_the_version(db, version, tmp_path):
     member = db.execute("SELECT query_id FROM split_members WHERE version_id = ? LIMIT 1", [version]).fetchone()[0]
     run = db["audit_runs"].insert({"created_at": now_iso(), "n_flags": 2}).last_pk

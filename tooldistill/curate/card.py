@@ -130,7 +130,9 @@ def _fields(tool_format: str) -> list[str]:
             f"| `tools` | the tool catalogue as a JSON string ({tool_format} format) |",
             "| `label` | the label in tooldistill's canonical JSON (`[{\"args\": ..., \"tool\": ...}]`, sorted) |",
             "| `query_id` | the query's id in the workspace database |",
-            "| `label_source` | where the label came from: review, gold, adjudicated or teacher |", ""]
+            "| `label_source` | where the label came from: review, gold, adjudicated or teacher |",
+            "| `meta` | JSON text: the query's other acceptable answers (`{\"acceptable\": [label, ...]}` for an "
+            "ambiguous query), `{}` for none |", ""]
 
 
 def _split_table(data: CardData, counts: dict) -> list[str]:

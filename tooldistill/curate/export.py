@@ -1,7 +1,9 @@
 """Export a dataset version in chat-messages form: JSONL, Parquet, a ``datasets`` folder, or the Hugging Face Hub.
 
 Each example: ``messages`` (system, user, assistant), ``tools`` (the catalogue as a JSON string), ``label``
-(canonical JSON), ``query_id`` and ``label_source``. The assistant's content is the call list as a plain JSON
+(canonical JSON), ``query_id``, ``label_source`` and ``meta``: the query's acceptable answers as JSON text
+(``{"acceptable": [label, ...]}`` for an ambiguous template query, as ``data export`` writes them; ``{}`` for
+none), which :func:`tooldistill.eval.acceptable_from_meta` reads, so the held-out splits keep them. The assistant's content is the call list as a plain JSON
 string, ``[]`` for no tool: Arrow turns per-call argument dicts into one struct with every key (null where
 missing), which silently corrupts training (notes/training-on-cpu.md section 9), so no nested calls are stored.
 A dataset card (README.md) goes with every export; its ``configs`` make ``datasets.load_dataset(DIR)`` load the
@@ -84,15 +86,35 @@ def build_rows(db: Database, version: str, *, tool_format: str = "openai") -> tu
     names = [s for s in ("train", "val", "test", "hard") if (info["counts"] or {}).get(s, {}).get("total")]
     names += sorted({r[0] for r in db.execute("SELECT DISTINCT split FROM split_members WHERE version_id = ?",
                                               [info["id"]])} - set(names))
+    metas = _acceptable_metas(db, info["id"])
     out = {}
     for name in names:
         out[name] = [{
             "messages": [{"role": "system", "content": system}, {"role": "user", "content": ex.text},
                          {"role": "assistant", "content": assistant_content(ex.label, tool_format)}],
             "tools": tools, "label": ex.label.canonical_json(), "query_id": ex.query_id,
-            "label_source": ex.label_source,
+            "label_source": ex.label_source, "meta": metas.get(ex.query_id, "{}"),
         } for ex in load_split(db, info["id"], name)]
     return info["id"], out
+
+
+_META_KEYS = ("acceptable", "acceptable_labels", "acceptable_args")
+"""What of ``queries.meta`` an example carries: the acceptable answers (as in ``data export``)."""
+
+
+def _acceptable_metas(db: Database, version_id: str) -> dict[int, str]:
+    """``{query_id: meta JSON}`` for the version's queries that declare acceptable answers."""
+    out = {}
+    for qid, meta in db.execute("SELECT id, meta FROM queries WHERE meta IS NOT NULL AND id IN (SELECT query_id FROM "
+                                "split_members WHERE version_id = ?)", [version_id]):
+        try:
+            meta = json.loads(meta)
+        except json.JSONDecodeError:
+            continue
+        kept = {k: meta[k] for k in _META_KEYS if isinstance(meta, dict) and meta.get(k)}
+        if kept:
+            out[qid] = json.dumps(kept, ensure_ascii=False)
+    return out
 
 
 def features():
@@ -101,7 +123,7 @@ def features():
 
     return Features({"messages": List({"role": Value("string"), "content": Value("string")}),
                      "tools": Value("string"), "label": Value("string"), "query_id": Value("int64"),
-                     "label_source": Value("string")})
+                     "label_source": Value("string"), "meta": Value("string")})
 
 
 def to_dataset_dict(rows: dict[str, list[dict]]):

@@ -3,11 +3,14 @@
 One object per line, keys in this order (a documented contract; other stages depend on it)::
 
     {"id": int, "text": str, "label": [{"tool": str, "args": {...}}, ...], "label_source": str,
-     "category": str | null, "template_id": str | null}
+     "category": str | null, "template_id": str | null, "meta": {...}}
 
 ``label`` is the query's current label by the precedence of :mod:`tooldistill.db.labels` (review > gold >
 adjudicated > teacher, imported labels counting as teacher), ``[]`` for no tool; ``label_source`` names which of
-those it came from. Queries without a label, and queries a reviewer rejected, are left out.
+those it came from. ``meta`` carries the query's declared acceptable answers (the keys of :data:`META_KEYS`, in
+the shape the generator stores them: ``{"acceptable": [label, ...]}`` for an ambiguous template query, gold
+first), ``{}`` when it declares none; ``eval score`` grades against them and ``data import`` reads them back.
+Queries without a label, and queries a reviewer rejected, are left out.
 """
 
 from __future__ import annotations
@@ -25,7 +28,9 @@ from ..db import current_labels
 from ..errors import InputError
 from ..progress import ProgressCallback, ProgressEvent, noop
 
-EXPORT_KEYS = ("id", "text", "label", "label_source", "category", "template_id")
+EXPORT_KEYS = ("id", "text", "label", "label_source", "category", "template_id", "meta")
+META_KEYS = ("acceptable", "acceptable_labels", "acceptable_args")
+"""The keys of ``queries.meta`` an export carries: the acceptable answers grading needs (nothing else of meta)."""
 
 
 @dataclass
@@ -67,15 +72,16 @@ def export_jsonl(db: Database, out: str | os.PathLike, *, progress: ProgressCall
     sources: Counter[str] = Counter()
     tmp = out.with_name(out.name + ".tmp")
     with tmp.open("w", encoding="utf-8") as fh:
-        rows = db.execute("SELECT id, text, category, template_id FROM queries ORDER BY id")
-        for n, (qid, text, category, template_id) in enumerate(rows, 1):
+        rows = db.execute("SELECT id, text, category, template_id, meta FROM queries ORDER BY id")
+        for n, (qid, text, category, template_id, meta) in enumerate(rows, 1):
             current = labels.get(qid)
             if current is None or current.label is None:
                 report.unlabeled += 1
             else:
                 record = {"id": qid, "text": text, "label": [{"tool": c.tool, "args": c.args}
                                                              for c in current.label.calls],
-                          "label_source": current.source, "category": category, "template_id": template_id}
+                          "label_source": current.source, "category": category, "template_id": template_id,
+                          "meta": export_meta(meta)}
                 fh.write(json.dumps(record, ensure_ascii=False) + "\n")
                 report.written += 1
                 sources[current.source] += 1
@@ -85,3 +91,15 @@ def export_jsonl(db: Database, out: str | os.PathLike, *, progress: ProgressCall
     progress(ProgressEvent("export", total, total, "exporting"))
     report.by_label_source = dict(sources.most_common())
     return report
+
+
+def export_meta(meta: str | dict | None) -> dict[str, Any]:
+    """The part of a query's ``meta`` (a dict or its stored JSON text) an export carries: :data:`META_KEYS` only."""
+    if isinstance(meta, str):
+        try:
+            meta = json.loads(meta) if meta.strip() else None
+        except json.JSONDecodeError:
+            return {}
+    if not isinstance(meta, dict):
+        return {}
+    return {k: meta[k] for k in META_KEYS if meta.get(k)}

@@ -10,6 +10,10 @@ reviews, adjudications); a class catalogue may also grow by new classes, because
 fits. Anything else is refused, with the advice to import into a fresh database (``--db``) or to switch the
 catalogue first with ``data catalog set`` and ``data validate``. So two label sets never mix silently.
 
+Acceptable answers: a row's ``meta.acceptable`` (and ``acceptable_labels``/``acceptable_args``, in ``meta`` or
+at the top level), as ``data export`` writes them, are validated against the catalogue and kept in the query's
+meta, so ``eval`` grades an ambiguous query against every answer it allows after a round trip.
+
 Idempotence: queries deduplicate on normalised text; an imported label is not added again when the query already
 holds an imported label with the same hash (``--gold``: the same gold label), so re-importing a file adds nothing.
 """
@@ -30,6 +34,7 @@ from ..catalog import Catalog, Label, load_catalog
 from ..db import NewQuery, add_label, get_catalog, insert_queries, store_catalog
 from ..errors import InputError, LabelError, ToolDistillError
 from ..progress import ProgressCallback, ProgressEvent, noop
+from .export import META_KEYS
 from .sources import LABEL_COLUMNS, TEXT_COLUMNS, Part, Row, open_source
 
 CATEGORIES = ("single", "multi", "no_tool", "ambiguous", "edge")
@@ -281,6 +286,7 @@ def _convert(data: dict, *, text_col: str, label_col: str | None, mode: str | No
     meta = {}
     if isinstance(data.get("id"), (str, int)) and "id" not in (text_col, label_col):
         meta["source_id"] = data["id"]
+    meta.update(_acceptable(data, mode=mode, catalog=catalog, none_label=none_label))
     category = data.get("category") if label_col != "category" and data.get("category") in CATEGORIES else None
     template_id = data.get("template_id") if isinstance(data.get("template_id"), str) else None
     return _Item(text.strip(), label, raw, meta, category, template_id)
@@ -303,6 +309,44 @@ def _label(raw: Any, *, mode: str | None, catalog: Catalog, none_label: str | No
         if reason.startswith("unknown tool") and "(known:" not in reason:
             reason += f" (known: {', '.join(catalog.names)})"
         raise _BadRow(_short_reason(reason), column) from None
+
+
+def _acceptable(data: dict, *, mode: str | None, catalog: Catalog, none_label: str | None) -> dict:
+    """The acceptable answers a row declares (in ``meta``, as ``data export`` writes them, or at the top level
+    as ``eval score`` also reads them), validated against ``catalog``, labels in canonical form.
+
+    A ``meta`` that is neither an object nor its JSON text belongs to some other dataset and is ignored.
+    """
+    meta = data.get("meta")
+    if isinstance(meta, str):
+        try:
+            meta = json.loads(meta) if meta.strip().startswith("{") else None
+        except json.JSONDecodeError:
+            meta = None
+    found = [("meta.", meta)] if isinstance(meta, dict) else []
+    found.append(("", data))
+    out: dict = {}
+    for prefix, where in found:
+        for key in META_KEYS:
+            value = where.get(key)
+            if value in (None, [], {}):
+                continue
+            column = prefix + key
+            if isinstance(value, list) and key != "acceptable_args":
+                labels = [_label(v, mode=mode if isinstance(v, (str, int)) else "calls", catalog=catalog,
+                                 none_label=none_label, label_col=f"{column}[{i}]") for i, v in enumerate(value)]
+                if any(lab is None for lab in labels):
+                    raise _BadRow("an acceptable answer is empty; use [] for no tool", column)
+                out[key] = [lab.canonical() for lab in labels]
+            elif isinstance(value, dict) and key != "acceptable_labels":
+                bad = next((k for k, v in value.items() if not isinstance(v, list)), None)
+                if bad is not None:
+                    raise _BadRow(f"the acceptable values of {bad!r} must be a list", column)
+                out[key] = value
+            else:
+                want = "a list of labels" if key != "acceptable_args" else "an object of value lists"
+                raise _BadRow(f"expected {want}, got {type(value).__name__}", column)
+    return out
 
 
 def _import_part(db: Database, part: Part, report: ImportReport, *, catalog: Catalog, text_col: str,
