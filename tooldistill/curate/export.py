@@ -3,9 +3,10 @@
 Each example: ``messages`` (system, user, assistant), ``tools`` (the catalogue as a JSON string), ``label``
 (canonical JSON), ``query_id``, ``label_source`` and ``meta``: the query's acceptable answers as JSON text
 (``{"acceptable": [label, ...]}`` for an ambiguous template query, as ``data export`` writes them; ``{}`` for
-none), which :func:`tooldistill.eval.acceptable_from_meta` reads, so the held-out splits keep them. The assistant's content is the call list as a plain JSON
-string, ``[]`` for no tool: Arrow turns per-call argument dicts into one struct with every key (null where
-missing), which silently corrupts training (notes/training-on-cpu.md section 9), so no nested calls are stored.
+none), which :func:`tooldistill.eval.acceptable_from_meta` reads, so the held-out splits keep them. The
+assistant's content is the call list as a plain JSON string, ``[]`` for no tool: Arrow turns per-call argument
+dicts into one struct with every key (null where missing), which silently corrupts training
+(notes/training-on-cpu.md section 9), so no nested calls are stored.
 A dataset card (README.md) goes with every export; its ``configs`` make ``datasets.load_dataset(DIR)`` load the
 splits as written.
 """
