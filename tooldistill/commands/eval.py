@@ -84,6 +84,9 @@ def run_cmd(
                                           "used), or with --teacher-model a model asked now.")] = False,
     teacher_model: Annotated[Optional[str], typer.Option("--teacher-model", help="Ask this Gemini model now "
                                                          "(uses API quota; keys from GEMINI_API_KEYS).")] = None,
+    teacher_prompt: Annotated[Optional[str], typer.Option("--teacher-prompt", help="With --teacher-model: a prompt "
+                              "file or a recorded version ('distill prompt versions'); default: the workspace's "
+                              "active prompt, as 'distill run' uses it.")] = None,
     batch_size: BatchOpt = 16,
     max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", min=1, help="LLM generation budget.")] = 128,
     limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Only the first N queries.")] = None,
@@ -105,7 +108,7 @@ def run_cmd(
         raise InputError("--adapter goes with --model PATH")
     spec = (RouterSpec("run", run, merged=merged) if run else RouterSpec("model", model=str(model), adapter=(
         str(adapter) if adapter else None)) if model else RouterSpec("baseline", baseline) if baseline
-        else RouterSpec("teacher", teacher_model))
+        else RouterSpec("teacher", teacher_model, prompt=teacher_prompt))
     db = state(ctx).open_db(create=False)
     with progress_bar(ctx) as progress:
         report = run_eval(db, split, spec, runs_dir=_runs_dir(ctx, runs_dir), batch_size=batch_size,

@@ -25,7 +25,7 @@ from .packing import PackedResult, ask_packed
 from .plan import plan_job, plan_workspace
 from .pool import Pool
 from .pricing import cost_usd
-from .prompt import TeacherPrompt, build_prompt, load_prompt
+from .prompt import TeacherPrompt, build_prompt, get_prompt_version, load_prompt
 from .retry import RetryReport, retry
 from .runner import GeminiTeacher, Runner, RunSummary, Teacher, enqueue_votes, run_distill, run_workspace
 from .settings import DistillSettings, load_settings
@@ -36,6 +36,7 @@ __all__ = [
     "ApiKey", "Backoff", "Clock", "DistillSettings", "FastClock", "GeminiTeacher", "Outcome", "PackedResult", "Pool",
     "RetryReport", "Runner", "RunSummary", "Teacher", "TeacherPrompt", "TeacherResult", "Usage", "ask_packed",
     "ask_teacher", "build_prompt", "cache_key", "classify_error", "classify_exception", "cost_usd", "distill_status",
-    "enqueue_votes", "fingerprint", "get_cached", "keys_from_env", "load_prompt", "load_settings", "make_client",
+    "enqueue_votes", "fingerprint", "get_cached", "get_prompt_version", "keys_from_env", "load_prompt",
+    "load_settings", "make_client",
     "make_clock", "parse_keys", "plan_job", "plan_workspace", "retry", "run_distill", "run_workspace",
 ]

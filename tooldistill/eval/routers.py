@@ -42,6 +42,8 @@ class RouterSpec:
     model: str | None = None
     adapter: str | None = None
     merged: bool = False
+    prompt: str | None = None
+    """A live teacher's prompt: a prompt file or a recorded prompt version (default: the workspace's active one)."""
 
     def describe(self) -> str:
         if self.kind == "model":
@@ -152,7 +154,7 @@ def get_router(
     if spec.kind == "teacher":
         from .teacher import make_teacher_router
 
-        return make_teacher_router(db, catalog, model=spec.name)
+        return make_teacher_router(db, catalog, model=spec.name, prompt=spec.prompt)
     raise InputError(f"unknown router kind {spec.kind!r}")
 
 

@@ -118,7 +118,8 @@ def run_eval(
     config = {"target": target, "router": getattr(router, "name", target), "split": split, "split_ref": split_ref,
               "predicts_arguments": predicts_arguments,
               "batch_size": batch_size, "max_new_tokens": max_new_tokens, "limit": limit, "resamples": resamples,
-              "seed": seed, "catalog_hash": catalog.hash}
+              "seed": seed, "catalog_hash": catalog.hash,
+              "router_metadata": getattr(router, "metadata", None) or {}}  # e.g. the teacher's prompt version
     db["runs"].insert({"id": run_id, "kind": "eval", "status": "running", "created_at": now_iso(),
                        "config": json.dumps(config), "dataset_version": version_id, "parent_run_id": parent,
                        "base_model": spec.model if spec is not None and spec.kind == "model" else None,
