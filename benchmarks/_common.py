@@ -1,13 +1,17 @@
-"""What several benchmarks share: the fake Gemini server in its own process, and printing the figures."""
+"""What several benchmarks share: the argument parser's common options, a run in a temporary folder, the fake
+Gemini server in its own process, and printing the figures."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
+from typing import Any, Callable
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,10 +34,28 @@ def start_fake_server(workdir: Path, config: dict) -> tuple[subprocess.Popen, st
     return proc, f"http://127.0.0.1:{port_file.read_text().strip()}"
 
 
-def print_figures(fig: dict, *, as_json: bool) -> None:
-    """Print one figure per line, or the whole dict as JSON."""
+def bench_parser(doc: str) -> argparse.ArgumentParser:
+    """An argument parser described by the first line of ``doc``, with ``--seed`` (default 0) and ``--json``."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", action="store_true")
+    return parser
+
+
+def in_temp_folder(run: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Return ``run(*args, **kwargs, workdir=folder)`` for a fresh temporary folder, removed afterwards."""
+    with tempfile.TemporaryDirectory() as tmp:
+        return run(*args, **kwargs, workdir=Path(tmp))
+
+
+def print_figures(fig: dict, *, as_json: bool, table: str | None = None, json_obj: Any = None) -> None:
+    """Print one figure per line, then a blank line and ``table`` if given; or, with ``as_json``, ``json_obj``
+    (default: the figures) as JSON, values JSON does not know as strings."""
     if as_json:
-        print(json.dumps(fig, indent=2))
-    else:
-        for k, v in fig.items():
-            print(f"{k}: {v}")
+        print(json.dumps(fig if json_obj is None else json_obj, indent=2, default=str))
+        return
+    for k, v in fig.items():
+        print(f"{k}: {v}")
+    if table is not None:
+        print()
+        print(table)

@@ -11,19 +11,19 @@ Prints one figure per line, then the batch table. Timings depend on the machine'
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import signal
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from _common import bench_parser, in_temp_folder, print_figures  # noqa: E402  (benchmarks/ is on sys.path as a script)
 
 from tooldistill.data import generate  # noqa: E402
 from tooldistill.db import open_db  # noqa: E402
@@ -126,26 +126,21 @@ def soak(jobs: int, *, batch_size: int, seed: int, workdir: Path) -> dict:
     return {"figures": fig, "batches": report["batches"]}
 
 
+def batch_table(batches: list[dict]) -> str:
+    lines = [f"{'batch':<18}{'state':<11}{'requests':>9}{'labels':>8}{'failed':>8}{'requeued':>9}{'polls':>7}"
+             f"{'cost USD':>11}"]
+    lines += [f"{b['id']:<18}{b['state']:<11}{b['request_count']:>9}{b['labels']:>8}{b['line_errors']:>8}"
+              f"{b['requeued']:>9}{b['polls']:>7}{(b['cost_usd'] or 0):>11.4f}" for b in batches]
+    return "\n".join(lines)
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench_parser(__doc__)
     parser.add_argument("--jobs", type=int, default=5000)
     parser.add_argument("--batch-size", type=int, default=1000)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        result = soak(args.jobs, batch_size=args.batch_size, seed=args.seed, workdir=Path(tmp))
-    if args.json:
-        print(json.dumps(result, indent=2, default=str))
-        return
-    for name, value in result["figures"].items():
-        print(f"{name}: {value}")
-    print()
-    print(f"{'batch':<18}{'state':<11}{'requests':>9}{'labels':>8}{'failed':>8}{'requeued':>9}{'polls':>7}"
-          f"{'cost USD':>11}")
-    for b in result["batches"]:
-        print(f"{b['id']:<18}{b['state']:<11}{b['request_count']:>9}{b['labels']:>8}{b['line_errors']:>8}"
-              f"{b['requeued']:>9}{b['polls']:>7}{(b['cost_usd'] or 0):>11.4f}")
+    result = in_temp_folder(soak, args.jobs, batch_size=args.batch_size, seed=args.seed)
+    print_figures(result["figures"], as_json=args.json, json_obj=result, table=batch_table(result["batches"]))
 
 
 if __name__ == "__main__":

@@ -11,15 +11,14 @@ Prints one figure per line, then the coverage table. Timings depend on the machi
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from _common import bench_parser, in_temp_folder, print_figures  # noqa: E402  (benchmarks/ is on sys.path as a script)
 
 from tooldistill.curate.neardup import dedup_key, near_duplicate_pairs  # noqa: E402
 from tooldistill.db import get_catalog, open_db  # noqa: E402
@@ -102,25 +101,16 @@ def matrix(report: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench_parser(__doc__)
     parser.add_argument("--n", type=int, default=2000)
     parser.add_argument("--per-request", type=int, default=10)
     parser.add_argument("--repeat-rate", type=float, default=0.35)
     parser.add_argument("--pool-size", type=int, default=14)
     parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        result = run(args.n, per_request=args.per_request, repeat_rate=args.repeat_rate, pool_size=args.pool_size,
-                     concurrency=args.concurrency, seed=args.seed, workdir=Path(tmp))
-    if args.json:
-        print(json.dumps(result["figures"], indent=2))
-        return
-    for name, value in result["figures"].items():
-        print(f"{name}: {value}")
-    print()
-    print(matrix(result["report"]))
+    result = in_temp_folder(run, args.n, per_request=args.per_request, repeat_rate=args.repeat_rate,
+                            pool_size=args.pool_size, concurrency=args.concurrency, seed=args.seed)
+    print_figures(result["figures"], as_json=args.json, table=matrix(result["report"]))
 
 
 if __name__ == "__main__":

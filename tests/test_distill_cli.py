@@ -10,32 +10,20 @@ from pathlib import Path
 import pytest
 
 from tooldistill.catalog import parse_label
-from tooldistill.db import NewQuery, insert_queries, open_db
+from tooldistill.db import NewQuery, open_db
 from tooldistill.distill.clock import FastClock
 from tooldistill.distill.fake_gemini import FakeGemini, FakeGeminiConfig, ModelSpec
 
+from labeling_workspace import KEY_A, KEY_B, labeling_workspace, serve
+
 ROOT = Path(__file__).resolve().parents[1]
-KEY_A, KEY_B = "AIzaSyCLI-key-one-7c1f9d", "AIzaSyCLI-key-two-0b2e4a"
-FAST = "[distill]\nrpm = 0\nrpd = 0\nbackoff_base_s = 0.05\nconcurrency = 3\n"
 
 
 @pytest.fixture
 def ws(workspace, monkeypatch):
     """A workspace with 12 gold-labeled queries and fast limits, as the current folder."""
-    (workspace / "tooldistill.toml").write_text(FAST)
-    db = open_db(workspace / "tooldistill.db")
-    insert_queries(db, [NewQuery(f"weather in village {i}", "t", gold=parse_label(
-        [{"tool": "weather", "args": {"location": f"village {i}"}}])) for i in range(12)])
-    db.close()
-    monkeypatch.chdir(workspace)
-    monkeypatch.setenv("GEMINI_API_KEYS", f"{KEY_A}@p1,{KEY_B}@p2")
-    return workspace
-
-
-def serve(ws, **config):
-    models = config.pop("models", {"gemini-2.5-flash": ModelSpec(), "gemini-2.5-flash-lite": ModelSpec()})
-    return FakeGemini(FakeGeminiConfig(keys={KEY_A: "p1", KEY_B: "p2"}, oracle_db=ws / "tooldistill.db",
-                                       models=models, **config))
+    return labeling_workspace(workspace, monkeypatch, [NewQuery(f"weather in village {i}", "t", gold=parse_label(
+        [{"tool": "weather", "args": {"location": f"village {i}"}}])) for i in range(12)], concurrency=3)
 
 
 def test_run_labels_every_query_and_status_reports_it(ws, cli, monkeypatch):

@@ -9,34 +9,21 @@ from tooldistill.catalog import parse_label
 from tooldistill.db import NewQuery, insert_queries, open_db
 from tooldistill.db import queue
 from tooldistill.distill.clock import ManualClock
-from tooldistill.distill.fake_gemini import FakeGemini, FakeGeminiConfig, ModelSpec
 from tooldistill.distill.settings import load_settings
 from tooldistill.config import load_workspace
 from tooldistill.errors import ConfigError
 
-KEY_A, KEY_B, BAD = "AIzaOPS-key-one-1a2b", "AIzaOPS-key-two-3c4d", "AIzaOPS-unknown-5e6f"
-FLASH, LITE = "gemini-2.5-flash", "gemini-2.5-flash-lite"
-FAST = "[distill]\nrpm = 0\nrpd = 0\nbackoff_base_s = 0.05\nconcurrency = 4\n"
+from labeling_workspace import FLASH, KEY_A, KEY_B, LITE, labeling_workspace, serve
+
+BAD = "AIzaOPS-unknown-5e6f"
 
 
 @pytest.fixture
 def ws(workspace, monkeypatch):
     """A workspace with 12 gold-labeled queries (weather and greetings) and fast limits, as the current folder."""
-    (workspace / "tooldistill.toml").write_text(FAST)
-    db = open_db(workspace / "tooldistill.db")
-    insert_queries(db, [NewQuery(f"weather in village {i}", "t", gold=parse_label(
+    return labeling_workspace(workspace, monkeypatch, [NewQuery(f"weather in village {i}", "t", gold=parse_label(
         [{"tool": "weather", "args": {"location": f"village {i}"}}])) for i in range(9)]
-        + [NewQuery(f"hello friend {i}", "t", gold=parse_label([])) for i in range(3)])
-    db.close()
-    monkeypatch.chdir(workspace)
-    monkeypatch.setenv("GEMINI_API_KEYS", f"{KEY_A}@p1,{KEY_B}@p2")
-    return workspace
-
-
-def serve(ws, **config):
-    models = config.pop("models", {FLASH: ModelSpec(), LITE: ModelSpec()})
-    return FakeGemini(FakeGeminiConfig(keys={KEY_A: "p1", KEY_B: "p2"}, oracle_db=ws / "tooldistill.db",
-                                       models=models, **config))
+        + [NewQuery(f"hello friend {i}", "t", gold=parse_label([])) for i in range(3)], concurrency=4)
 
 
 def query(ws, sql, params=()):
