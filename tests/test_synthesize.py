@@ -4,6 +4,10 @@ real SQLite), duplicates caught on arrival and never stored, coverage report, CL
 from __future__ import annotations
 
 import json
+import re
+import threading
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -11,7 +15,7 @@ from tooldistill.catalog import NO_TOOL, parse_label
 from tooldistill.curate.neardup import dedup_key, near_duplicate_pairs
 from tooldistill.db import NewQuery, insert_queries, open_db
 from tooldistill.distill.coverage import CATEGORIES, STYLES, coverage_report, get_cells, make_plan
-from tooldistill.distill.fake_gemini import FakeGemini, FakeGeminiConfig
+from tooldistill.distill.fake_gemini import FakeGemini, FakeGeminiConfig, bodies
 from tooldistill.distill.keys import parse_keys
 from tooldistill.distill.settings import DistillSettings
 from tooldistill.distill.synthesize import NearDupIndex, SynthesisSettings, read_queries, synthesize
@@ -102,9 +106,9 @@ def test_synthesis_stores_only_new_queries_with_hints_and_counts_every_planted_r
     insert_queries(db, [NewQuery("weather in Oslo", "template", gold=parse_label(
         [{"tool": "weather", "args": {"location": "Oslo"}}]))])
     with server(pool_size=10, repeat_rate=0.35) as fake:
-        # one request at a time, so the count below is exact: with 3 in flight the caught count came out one
-        # short of the planted repeats in about 2 runs of 5 (an interleaving effect, open in the stop's note)
-        summary = synthesize(db, catalog=catalog, keys=parse_keys(f"{KEY}@p1"), settings=settings(fake, concurrency=1),
+        # three requests in flight, so answers may be handled in another order than the teacher wrote them
+        # (a repeat before its original): the count must not depend on it
+        summary = synthesize(db, catalog=catalog, keys=parse_keys(f"{KEY}@p1"), settings=settings(fake),
                              synth=SynthesisSettings(per_request=5))
         planted = fake.synthesis_stats()
     rows = synth_rows(db)
@@ -131,6 +135,121 @@ def test_synthesis_stores_only_new_queries_with_hints_and_counts_every_planted_r
     top = report["repeated_queries"][0]
     assert top["times"] >= 2 and db.execute("SELECT text FROM queries WHERE id = ?", [top["query_id"]]).fetchone()[0] \
         == top["text"]
+
+
+# ---------------------------------------------------------------- the order answers arrive in
+
+
+class ScriptedTeacher:
+    """A Gemini endpoint on 127.0.0.1 that answers each synthesis request from a script, when the test says.
+
+    A request is named ``(style, round)`` (its ``Style:`` line and how many requests of that style came before).
+    ``script`` gives the queries each one answers (an unscripted one gets a query of its own); ``hold`` keeps an
+    answer back until every request it names has arrived. A next round is sent only after the answer before it
+    was stored, so holding an answer until another cell's next round fixes the order in which answers are handled.
+    """
+
+    FILLER = ["tell me a joke about penguins", "how tall is the eiffel tower", "recommend a podcast on history",
+              "what rhymes with orange", "name three famous painters"]
+
+    def __init__(self, script: dict, hold: dict | None = None):
+        self.script, self.hold = script, hold or {}
+        self.rounds: Counter = Counter()
+        self.arrived: dict[tuple[str, int], threading.Event] = {}
+        self.in_order = True
+        self.lock = threading.Lock()
+
+    def _event(self, name):
+        with self.lock:
+            return self.arrived.setdefault(name, threading.Event())
+
+    def answer(self, body: dict) -> list[str]:
+        text = body["contents"][-1]["parts"][0]["text"]
+        style = re.search(r"^Style: (\w+)", text, re.M).group(1)
+        with self.lock:
+            self.rounds[style] += 1
+            name = (style, self.rounds[style])
+        self._event(name).set()
+        for other in self.hold.get(name, ()):
+            self.in_order &= self._event(other).wait(10)
+        return self.script.get(name) or [f"{self.FILLER[name[1] % len(self.FILLER)]} ({style})"]
+
+    def __enter__(self) -> "ScriptedTeacher":
+        teacher = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                reply = bodies.response(model=FLASH, response_id="r", parts=[
+                    {"text": json.dumps({"queries": teacher.answer(body)})}])
+                payload = json.dumps(reply).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+ORIGINAL = "hiya, sorry to bother you, weather for the misty spruce near rainbow pillow cheers"
+BEFORE = "again, " + ORIGINAL  # a repeat the teacher wrote after the original, handled before it
+AFTER = ORIGINAL + " today"  # a second repeat of the original, near it but not near BEFORE
+
+
+def run_scripted(db, catalog, teacher, *, per_cell: int, stale_limit: int):
+    make_plan(db, catalog, per_cell=per_cell, tools=["weather"], categories=("single",), styles=("terse", "chatty"))
+    return synthesize(db, catalog=catalog, keys=parse_keys(f"{KEY}@p1"), settings=DistillSettings(
+        base_url=teacher.base_url, models=[FLASH], rpm=0, rpd=0, concurrency=2),
+                      synth=SynthesisSettings(per_request=1, stale_limit=stale_limit))
+
+
+def test_the_three_texts_of_the_order_test_are_a_chain_not_a_cluster():
+    index = NearDupIndex([ORIGINAL], [1])
+    assert [index.match(p)[0] for p in index.check([BEFORE, AFTER])] == ["near", "near"]
+    index = NearDupIndex([BEFORE], [1])
+    assert index.match(index.check([AFTER])[0])[0] == "new"
+
+
+def test_a_repeat_handled_before_its_original_does_not_let_a_second_repeat_through(db, catalog):
+    # chatty round 1 writes the original; terse round 1 repeats it and is handled first (the chatty answer is
+    # held until terse round 2 is asked, i.e. after terse round 1 was stored); chatty round 2 repeats it again
+    teacher = ScriptedTeacher({("chatty", 1): [ORIGINAL], ("terse", 1): [BEFORE], ("chatty", 2): [AFTER],
+                               ("terse", 2): ["weather for the sunny harbor near the old mill"]},
+                              hold={("chatty", 1): [("terse", 2)]})
+    with teacher:
+        summary = run_scripted(db, catalog, teacher, per_cell=2, stale_limit=2)
+    assert teacher.in_order
+    stored = {r["text"]: r["id"] for r in synth_rows(db)}
+    assert AFTER not in stored and set(stored) == {BEFORE, "weather for the sunny harbor near the old mill"}
+    assert (summary.exact_dups, summary.near_dups, summary.accepted) == (0, 2, 2)
+    # both repeats are linked to the query that was stored, the second one through the first
+    links = db.execute("SELECT query_id, kind, count FROM synth_repeats").fetchall()
+    assert links == [(stored[BEFORE], "near", 2)]
+    assert {c.style: c.state for c in get_cells(db, "default")} == {"terse": "full", "chatty": "saturated"}
+
+
+def test_two_answers_repeating_each_other_handled_together_store_one(db, catalog):
+    # both answers are held until both requests arrived, then sent at once: each is checked against the other
+    teacher = ScriptedTeacher({("chatty", 1): [ORIGINAL], ("terse", 1): [BEFORE]},
+                              hold={("chatty", 1): [("terse", 1)], ("terse", 1): [("chatty", 1)]})
+    with teacher:
+        summary = run_scripted(db, catalog, teacher, per_cell=1, stale_limit=1)
+    assert teacher.in_order
+    stored = [r["text"] for r in synth_rows(db)]
+    assert len(stored) == 1 and stored[0] in (ORIGINAL, BEFORE)
+    assert (summary.accepted, summary.near_dups, summary.exact_dups) == (1, 1, 0)
 
 
 def test_an_interrupted_plan_resumes_where_it_stopped_and_a_finished_one_sends_nothing(db, catalog):

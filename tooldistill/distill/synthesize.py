@@ -80,12 +80,19 @@ class SynthesisSettings(BaseModel):
 
 
 class NearDupIndex:
-    """Exact and near-duplicate lookups of new queries against every stored one, grown as queries are stored.
+    """Exact and near-duplicate lookups of new queries against every stored one, grown as queries arrive.
 
     Uses curate's normalisation (:func:`~tooldistill.curate.neardup.dedup_key`), shingles and MinHash with its
     recall-first banding; the stored queries' band keys are sorted arrays (about 0.5 KB per query), the ones
     added during a run live in dictionaries. A candidate is a duplicate only when the exact Jaccard of the
     shingle sets reaches the threshold.
+
+    A near duplicate that was caught is indexed too, under the id of the stored query it repeats: similarity
+    is not transitive, so a later repeat of the same original may be near the caught text and not the stored
+    one (with several requests in flight, an original can arrive after one of its repeats and be the one
+    caught). Repeats are thereby grouped as curate's dedup groups them (connected components of near pairs);
+    a group still gets two stored queries if two of its texts that are not near each other both arrive before
+    any text joining them.
     """
 
     MAX_BUCKET = 300
@@ -164,7 +171,10 @@ class NearDupIndex:
         return "new", None, 0.0
 
     def add(self, probe: "Probe", query_id: int) -> None:
-        """Index a stored query (call it right after storing the probe's text)."""
+        """Index a probe's text under ``query_id``: a query just stored, or the stored query a near duplicate repeats.
+
+        Side effects: later probes whose text is an exact or near duplicate of this one match ``query_id``.
+        """
         self.exact.setdefault(probe.key, query_id)
         if not probe.shingles:
             return
@@ -576,6 +586,10 @@ class Synthesizer(InFlight):
                     counts["accepted"] += 1
                     continue
             counts[kind] += 1
+            if kind == "near":
+                # the repeat joins the index under the stored query's id: a later repeat of the same original
+                # may be near this text and not the stored one (an original that arrived after a repeat of it)
+                self.index.add(probe, match)
             if match is not None:
                 db.conn.execute(
                     "INSERT INTO synth_repeats (cell_id, query_id, kind, count) VALUES (?,?,?,1)"
