@@ -163,3 +163,22 @@ def test_similarity_gate_rejects_far_queries_the_probabilities_missed():
     assert 0.2 < with_gate.similarity < 0.8 and with_gate.score == 1.0
     assert decide(probs, TOOLS, head="sigmoid", no_tool_threshold=with_gate.no_tool, similarity=sims,
                   similarity_threshold=with_gate.similarity) == gold
+
+
+def test_nearest_similarity_is_the_best_cosine_whether_torch_or_numpy_computes_it(monkeypatch):
+    import sys
+
+    import torch  # noqa: F401 - loaded: the torch path runs
+
+    from tooldistill.train.encoder_router import nearest_similarity
+
+    rng = np.random.default_rng(0)
+    ex = rng.standard_normal((9000, 16)).astype(np.float32)
+    ex /= np.linalg.norm(ex, axis=1, keepdims=True)
+    queries = np.vstack([ex[8500] * 1.0, ex[3] * 1.0, -ex[0]])  # exact matches in two chunks, then a far query
+    expected = (queries @ ex.T).max(axis=1)
+    with_torch = nearest_similarity(queries, ex, chunk=4096)
+    assert with_torch[:2] == pytest.approx([1.0, 1.0], abs=1e-5)
+    assert with_torch == pytest.approx(expected, abs=1e-5)
+    monkeypatch.delitem(sys.modules, "torch")
+    assert nearest_similarity(queries, ex, chunk=4096) == pytest.approx(expected, abs=1e-5)
