@@ -126,9 +126,11 @@ def test_synthesis_stores_only_new_queries_with_hints_and_counts_every_planted_r
         tool, category, style = r["template_id"].split(":", 1)[1].split("|")
         assert hint == {"tools": [] if tool == NO_TOOL else [tool], "category": category, "style": style,
                         "cell": r["template_id"]} and r["category"] == category and r["gold_calls"] is None
-    # pools of 10 cannot fill targets of 12: the teacher repeats itself and the cells say so
+    # pools of 10 cannot fill targets of 12: the teacher repeats itself and the cells say so (a query repeated in
+    # another cell counts on the cell whose answer was handled first, so a cell may hold 9 or 11 of them)
     cells = get_cells(db, "default")
-    assert {c.state for c in cells} == {"saturated"} and all(c.accepted == 10 for c in cells)
+    assert {c.state for c in cells} == {"saturated"} and all(c.accepted < c.target for c in cells)
+    assert sum(c.accepted for c in cells) == len(rows)
     report = coverage_report(db)
     assert report["totals"]["accepted"] == len(rows) and report["totals"]["duplicates"] == caught
     assert report["totals"]["cells_saturated"] == 6 and report["repetitive_cells"][0]["dup_rate"] > 0.3
