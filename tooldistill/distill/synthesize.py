@@ -5,9 +5,10 @@ user messages of that (tool, category, style) as structured JSON (``{"queries": 
 arrives is normalised and checked against every stored query, exact (the normalised key of
 :func:`tooldistill.curate.neardup.dedup_key`) and near (MinHash LSH over curate's shingles, verified by exact
 Jaccard at curate's threshold); a duplicate is counted on its cell and linked to the query it repeats, never
-stored. New queries are stored unlabeled (``source = synth:<plan>``, the cell's category, the cell id as
-``template_id``) with the cell's intended tool as a hint (``queries.hint``), which is kept apart from labels:
-``distill run`` labels them like any other query. The job's completion, its queries, the cell's counters and
+stored; the near duplicates caught this run are looked up too (see :class:`NearDupIndex`). New queries are
+stored unlabeled (``source = synth:<plan>``, the cell's category, the cell id as ``template_id``) with the
+cell's intended tool as a hint (``queries.hint``), which is kept apart from labels: ``distill run`` labels them
+like any other query. The job's completion, its queries, the cell's counters and
 the next round's job commit in one transaction, so a kill loses nothing committed and never stores a
 duplicate. A cell stops when it reaches its target, or as ``saturated`` when the teacher keeps repeating itself
 (``stale_limit`` rounds in a row with almost nothing new) or after ``round_factor`` times the rounds it needs.
