@@ -6,10 +6,14 @@ The noisy labels go into a fresh workspace database as teacher labels (catalogue
 intent, ``oos`` as no tool), ``curate audit``'s library runs with its defaults, and its flags are scored against
 the injected errors at the flag count the audit chose itself. ``--baseline`` adds plain confident learning
 (word+char TF-IDF logistic regression, 5-fold out-of-fold probabilities, cleanlab ``find_label_issues``).
+``--models`` compares the confident-learning classifiers (``AuditConfig.models``) on the same noisy labels: each
+argument is one audit run (``ngram``, the default; ``ngram,minilm`` adds the sentence encoder; ``minilm`` alone),
+and a table at the end puts their F1 and wall time side by side (a run with an encoder pays for its embedding).
 
     .venv/bin/python benchmarks/audit_clinc.py                 # both modes, 10% noise
     .venv/bin/python benchmarks/audit_clinc.py --baseline      # + the textbook baseline (minutes)
     .venv/bin/python benchmarks/audit_clinc.py --limit 3000    # a quick check on a subsample
+    .venv/bin/python benchmarks/audit_clinc.py --models ngram ngram,minilm minilm   # TF-IDF vs the encoder
 
 Prints one figure per line.
 """
@@ -113,48 +117,64 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=None, help="subsample this many rows (quick check)")
     ap.add_argument("--signals", default=None, help="comma-separated signals (default: the audit's defaults)")
     ap.add_argument("--baseline", action="store_true", help="also run plain confident learning (slow)")
+    ap.add_argument("--models", nargs="+", default=["ngram"],
+                    help="one audit run per argument, each a comma-separated AuditConfig.models "
+                         "(e.g. ngram ngram,minilm)")
     args = ap.parse_args()
 
     from tooldistill.curate.audit import AuditConfig, run_audit
 
     rows = load_rows(args.limit, args.seed)
     print(f"rows: {len(rows)}  noise rate: {args.rate:.0%}  seed: {args.seed}")
+    table: list[tuple[str, str, float, float, float, float, int]] = []
     for mode in args.modes.split(","):
         noisy, flipped = inject_noise(rows, mode, args.rate, args.seed)
         with tempfile.TemporaryDirectory() as tmp:
             db, ids = build_db(Path(tmp) / "clinc.db", rows, noisy)
             truth = {ids[i] for i in flipped}
-            config = AuditConfig(seed=args.seed, **({"signals": tuple(args.signals.split(","))} if args.signals else {}))
-            start = time.perf_counter()
-            report = run_audit(db, config=config)
-            wall = time.perf_counter() - start
-            flagged = {f.query_id for f in report.flags}
-            p, r, f1 = score(flagged, truth)
-            print(f"{mode}: injected {len(truth)}, audit flagged {len(flagged)} "
-                  f"(confident learning estimated {report.signals['confident']['info'].get('estimated_issues')})")
-            print(f"{mode}: audit precision {p:.3f} recall {r:.3f} F1 {f1:.3f} wall {wall:.1f}s")
-            for name, sig in report.signals.items():
-                if sig["skipped"]:
-                    print(f"{mode}:   signal {name}: skipped ({sig['skipped']})")
-                    continue
-                hits = {f.query_id for f in report.flags if name in f.signals}
-                sp, sr, sf = score(hits, truth)
-                print(f"{mode}:   signal {name}: fired {sig['fired']} (only it: {sig['only']}) precision {sp:.3f} "
-                      f"recall {sr:.3f} F1 {sf:.3f} in {sig['seconds']:.1f}s"
-                      + (f" [{sig['info']['source']}]" if "source" in sig["info"] else ""))
-            ranked = [f.query_id for f in report.flags]
-            top = set(ranked[:len(truth)])
-            print(f"{mode}: audit F1 at the true count {score(top, truth)[2]:.3f}")
-            right = sum(1 for f in report.flags if f.query_id in truth and f.suggested is not None
-                        and f.suggested.tool_set_key == _true_class(rows, ids, f.query_id))
-            print(f"{mode}: suggested label right on {right}/{len(flagged & truth)} true errors flagged")
+            for models in args.models:
+                tag = mode if len(args.models) == 1 else f"{mode} [{models}]"
+                config = AuditConfig(seed=args.seed, models=tuple(models.split(",")),
+                                     **({"signals": tuple(args.signals.split(","))} if args.signals else {}))
+                start = time.perf_counter()
+                report = run_audit(db, config=config)
+                wall = time.perf_counter() - start
+                p, r, f1 = print_report(tag, report, truth, rows, ids, wall)
+                table.append((mode, models, p, r, f1, wall, len(report.flags)))
             db.close()
         if args.baseline:
             issues, secs = baseline(rows, noisy, args.seed)
             bp, br, bf = score(issues, flipped)
             print(f"{mode}: baseline (TF-IDF LR 5-fold + find_label_issues) flagged {len(issues)} precision {bp:.3f} "
                   f"recall {br:.3f} F1 {bf:.3f} wall {secs:.1f}s")
+    if len(args.models) > 1:
+        print(f"{'mode':<11} {'models':<16} {'flags':>6} {'precision':>9} {'recall':>7} {'F1':>6} {'wall':>8}")
+        for mode, models, p, r, f1, wall, n in table:
+            print(f"{mode:<11} {models:<16} {n:>6} {p:>9.3f} {r:>7.3f} {f1:>6.3f} {wall:>7.1f}s")
 
+
+def print_report(tag: str, report, truth: set[int], rows: list[dict], ids: list[int], wall: float):
+    """Print one audit run's figures against the injected errors; returns its (precision, recall, F1)."""
+    flagged = {f.query_id for f in report.flags}
+    p, r, f1 = score(flagged, truth)
+    print(f"{tag}: injected {len(truth)}, audit flagged {len(flagged)} "
+          f"(confident learning estimated {report.signals['confident']['info'].get('estimated_issues')})")
+    print(f"{tag}: audit precision {p:.3f} recall {r:.3f} F1 {f1:.3f} wall {wall:.1f}s")
+    for name, sig in report.signals.items():
+        if sig["skipped"]:
+            print(f"{tag}:   signal {name}: skipped ({sig['skipped']})")
+            continue
+        hits = {f.query_id for f in report.flags if name in f.signals}
+        sp, sr, sf = score(hits, truth)
+        print(f"{tag}:   signal {name}: fired {sig['fired']} (only it: {sig['only']}) precision {sp:.3f} "
+              f"recall {sr:.3f} F1 {sf:.3f} in {sig['seconds']:.1f}s"
+              + (f" [{sig['info']['source']}]" if "source" in sig["info"] else ""))
+    ranked = [f.query_id for f in report.flags]
+    print(f"{tag}: audit F1 at the true count {score(set(ranked[:len(truth)]), truth)[2]:.3f}")
+    right = sum(1 for f in report.flags if f.query_id in truth and f.suggested is not None
+                and f.suggested.tool_set_key == _true_class(rows, ids, f.query_id))
+    print(f"{tag}: suggested label right on {right}/{len(flagged & truth)} true errors flagged")
+    return p, r, f1
 
 _CLASS_OF: dict[int, str] = {}
 

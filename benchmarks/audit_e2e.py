@@ -12,6 +12,7 @@ raised (by signal, and how many of them are ambiguous or edge-case queries by th
 
     .venv/bin/python benchmarks/audit_e2e.py                # 3,000 queries, 8% noise
     .venv/bin/python benchmarks/audit_e2e.py --n 500        # a quick check
+    .venv/bin/python benchmarks/audit_e2e.py --models ngram,minilm   # confident learning with the encoder too
 """
 
 from __future__ import annotations
@@ -51,8 +52,10 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=3000)
     ap.add_argument("--noise", type=float, default=0.08)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--models", default="ngram", help="AuditConfig.models, comma-separated (e.g. ngram,minilm)")
     ap.add_argument("--keep", type=Path, default=None, help="keep the labeled database here (and reuse it if present)")
     args = ap.parse_args()
+    models = tuple(args.models.split(","))
 
     from tooldistill.curate.audit import SIGNAL_NAMES, AuditConfig, run_audit
     from tooldistill.data import generate
@@ -80,7 +83,7 @@ def main() -> None:
 
         no_gold = tuple(s for s in SIGNAL_NAMES if s != "gold")
         start = time.perf_counter()
-        report = run_audit(db, config=AuditConfig(signals=no_gold, seed=args.seed))
+        report = run_audit(db, config=AuditConfig(signals=no_gold, seed=args.seed, models=models))
         wall = time.perf_counter() - start
         ranked = [f.query_id for f in report.flags]
         k = 2 * len(noised)
@@ -102,11 +105,11 @@ def main() -> None:
         false = Counter(category[q] for q in ranked if q not in noised)
         print(f"gold off: flags that are not injected errors, by category: {dict(false.most_common())}")
 
-        report = run_audit(db, config=AuditConfig(seed=args.seed))
+        report = run_audit(db, config=AuditConfig(seed=args.seed, models=models))
         print(f"gold on: {len(report.flags)} flags; {report.info['cleared']} labels match their gold (cleared), "
               f"{report.info['cleared_with_hits']} of which other signals would have flagged; flags gold alone would not have "
               f"raised: {sum(1 for f in report.flags if 'gold' not in f.signals)}")
-        report = run_audit(db, config=AuditConfig(seed=args.seed, gold_clears=False))
+        report = run_audit(db, config=AuditConfig(seed=args.seed, gold_clears=False, models=models))
         print("gold on, without clearing (gold_clears=False):")
         gold_flags = {f.query_id for f in report.flags if "gold" in f.signals}
         extra = [f for f in report.flags if "gold" not in f.signals]
