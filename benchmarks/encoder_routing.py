@@ -6,7 +6,8 @@ stratified by tool set: train to train, val for early stopping and thresholds, t
 graded by eval's own grader and metrics (``tooldistill.eval.grade`` / ``compute_metrics``, bootstrap 95%
 intervals) on the same test rows, routed in eval's batches (``timed_batches``, 16 queries, as ``eval run``), so
 the figures are comparable with ``eval run``. The encoder picks tools, not arguments: its tool accuracy, no-tool
-recall, false-tool-call rate and multi-tool exact are the comparable rates (argument metrics do not apply to it).
+recall, false-tool-call rate and multi-tool tool-set accuracy (``multi_tool_tools``) are the comparable rates
+(argument metrics, ``fully_correct`` among them, do not apply to it).
 
 The LLM student is trained here as a user would train it: the tiny offline base model
 (``tooldistill.train.build_tiny_model``: random-initialised Qwen2 shapes, 2 layers, hidden 64), the train/val split
@@ -45,7 +46,9 @@ from tooldistill.train.encoder import train_encoder  # noqa: E402
 from tooldistill.train.encoder_router import EncoderRouter  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-RATES = ("tool_accuracy", "no_tool_recall", "false_tool_call", "multi_tool_exact", "fully_correct")
+# multi_tool_tools (the tool set right on multi-tool rows), not multi_tool_exact, which also needs the arguments
+# and so is 0 for a router that picks tools only
+RATES = ("tool_accuracy", "no_tool_recall", "false_tool_call", "multi_tool_tools", "fully_correct")
 EVAL_BATCH = 16  # eval run's default routing batch
 DEFAULT_STEPS = "60,300,1000"
 
