@@ -1,6 +1,7 @@
 """Encoder router latency on CPU: median per-query latency at batch 1 and throughput at batch 64.
 
-What it measures: ``EncoderRouter.predict`` end to end (tokenise, forward, probabilities, similarity gate, the
+What it measures, for PyTorch and onnxruntime (``model.onnx``), each in fp32 and int8:
+``EncoderRouter.predict`` end to end (tokenise, forward, probabilities, similarity gate, the
 decision), the way ``tooldistill route`` and eval call it, on CLINC150 test queries. Target: under 10 ms per query
 at batch 1 on this 2-core CPU. The load average is printed with each figure: on a shared machine other processes
 inflate every timing, so read the minimum and the median together.
@@ -30,6 +31,7 @@ from encoder_clinc import CLINC, load_clinc  # noqa: E402
 
 from tooldistill.train.config import load_student_config, parse_overrides  # noqa: E402
 from tooldistill.train.encoder import train_encoder  # noqa: E402
+from tooldistill.train.encoder_onnx import ONNX_FILE, export_onnx  # noqa: E402
 from tooldistill.train.encoder_router import EncoderRouter, nearest_similarity  # noqa: E402
 
 
@@ -62,18 +64,23 @@ def main(argv: list[str] | None = None) -> int:
     texts = [t for t, _ in data["test"]]
     rng = np.random.default_rng(0)
     sample = [texts[i] for i in rng.choice(len(texts), size=args.queries, replace=False)]
+    if not (folder / ONNX_FILE).is_file():  # a folder trained before ONNX export: write the files once
+        export_onnx(folder)
     probs = {}
-    for quantize in (False, True):
-        router = EncoderRouter(folder, quantize=quantize)
-        probs[quantize] = router.probabilities(texts[:1024])
+    for backend, quantize in (("torch", False), ("torch", True), ("onnx", False), ("onnx", True)):
+        router = EncoderRouter(folder, quantize=quantize, backend=backend)
+        probs[backend, quantize] = router.probabilities(texts[:1024])
         n_ex = 0 if router._exemplars is None else len(router._exemplars)
-        print(f"router ({'int8 dynamic quantization' if quantize else 'fp32'}): {len(router.labels)} outputs, head "
+        print(f"router ({backend}, {'int8' if quantize else 'fp32'}): {len(router.labels)} outputs, head "
               f"{router.meta['head']}, pooling {router.meta['pooling']}, {n_ex} gate exemplars, max_length "
               f"{router.meta['max_length']}; cpu cores {os.cpu_count()}")
         measure(router, sample, texts, args.threads)
-    same = float((probs[False].argmax(1) == probs[True].argmax(1)).mean())
-    print(f"int8 vs fp32 on 1,024 test queries: same top output {100 * same:.1f}%, largest probability change "
-          f"{np.abs(probs[False] - probs[True]).max():.4f}")
+    reference = probs["torch", False]
+    for key, p in probs.items():
+        if key != ("torch", False):
+            same = float((reference.argmax(1) == p.argmax(1)).mean())
+            print(f"{key[0]} {'int8' if key[1] else 'fp32'} vs torch fp32 on 1,024 test queries: same top output "
+                  f"{100 * same:.1f}%, largest probability change {np.abs(reference - p).max():.4f}")
     gate_cost(rng)
     return 0
 
@@ -83,6 +90,9 @@ def measure(router: EncoderRouter, sample: list[str], texts: list[str], thread_c
 
     for threads in thread_counts:
         torch.set_num_threads(threads)
+        if router.backend == "onnx":  # onnxruntime fixes its threads per session
+            router = EncoderRouter(router.path, quantize=router._model.path.name != ONNX_FILE, backend="onnx",
+                                   threads=threads)
         router.predict(sample[:20], batch_size=1)  # warm-up: first calls allocate
         times = []
         for q in sample:
@@ -99,6 +109,35 @@ def measure(router: EncoderRouter, sample: list[str], texts: list[str], thread_c
         wall = time.perf_counter() - t0
         print(f"threads {threads}: batch 64: {len(batch) / wall:.0f} queries/s ({1000 * wall / len(batch):.2f} ms "
               f"per query; load average {load()})", flush=True)
+        stages(router, sample)
+
+
+def stages(router: EncoderRouter, sample: list[str]) -> None:
+    """Where a batch-1 query's time goes: tokenising, the encoder, the similarity gate, the decision (medians)."""
+    import torch
+
+    m = router.meta
+    parts: dict[str, list[float]] = {"tokenize": [], "encoder": [], "gate": [], "decide": []}
+    with torch.inference_mode():
+        for q in sample:
+            t0 = time.perf_counter()
+            enc = router._tokenizer([q], truncation=True, max_length=int(m["max_length"]), return_tensors="pt")
+            t1 = time.perf_counter()
+            logits, pooled = router._model(enc["input_ids"], enc["attention_mask"], router._exemplars is not None)
+            probs = torch.softmax(logits.float(), -1).numpy() if m["head"] == "softmax" else \
+                torch.sigmoid(logits.float()).numpy()
+            t2 = time.perf_counter()
+            sims = None
+            if pooled is not None:
+                sims = nearest_similarity(torch.nn.functional.normalize(pooled.float(), dim=-1).numpy(),
+                                          router._exemplars)
+            t3 = time.perf_counter()
+            router.decide(probs, sims)
+            t4 = time.perf_counter()
+            for name, (a, b) in zip(parts, ((t0, t1), (t1, t2), (t2, t3), (t3, t4))):
+                parts[name].append(1000 * (b - a))
+    print(f"threads {torch.get_num_threads()}: batch 1 by stage (medians): " +
+          ", ".join(f"{name} {statistics.median(ts):.2f} ms" for name, ts in parts.items()), flush=True)
 
 
 def gate_cost(rng: np.random.Generator) -> None:

