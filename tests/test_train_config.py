@@ -183,8 +183,9 @@ def test_print_accelerate_command_pins_a_shared_run_id(cli):
 
 
 def test_importing_the_train_package_loads_no_heavy_library():
-    code = ("import sys, tooldistill.train, tooldistill.cli; "
-            "print(sorted(m for m in ('torch','transformers','datasets','trl','peft','matplotlib') if m in sys.modules))")
+    code = ("import sys, tooldistill.train, tooldistill.train.encoder_router, tooldistill.train.encoder_onnx, "
+            "tooldistill.cli; print(sorted(m for m in ('torch','transformers','datasets','trl','peft','matplotlib',"
+            "'onnx','onnxruntime') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
     assert out.stdout.strip() == "[]"
 
