@@ -126,17 +126,22 @@ def main() -> None:
                           capture=True), "version_id")
         run2 = last_id(tool("train", "run", "--like", run1, "--dataset", v2, "--json", env=env, capture=True),
                        "run_id")
+        # The CPU student: MiniLM fine-tuned to pick the tool set, served with onnxruntime (tools only, no args).
+        encoder = last_id(tool("train", "run", "--student", "encoder", "--config",
+                               str(REPO / "configs" / "encoder-cpu.yaml"), "--dataset", v2, "--set",
+                               "optim.epochs=3", "--set", "threads=1", "--json", env=env, capture=True), "run_id")
         tool("train", "runs", env=env)
 
         banner("6. Evaluate against teacher and corrected labels side by side, with baselines")
         evals = []
         for target in (["--baseline", "majority"], ["--baseline", "keyword"], ["--teacher"], ["--run", run1],
-                       ["--run", run2]):
+                       ["--run", run2], ["--run", encoder]):
             proc = tool("eval", "run", "--split", f"{v2}:test", *target, "--json", env=teacher_env, capture=True)
             evals.append(last_id(proc, "run_id"))
         tool("eval", "board", *evals, env=env)
         tool("eval", "compare", evals[3], evals[4], "--view", "corrected", env=env)
         tool("route", "what's the weather like in Lisbon tomorrow?", "--run", run2, env=env)
+        tool("route", "what's the weather like in Lisbon tomorrow?", "--run", encoder, env=env)
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=10)

@@ -180,18 +180,30 @@ def route_queries(router: Router, texts: Sequence[str], catalog: Catalog, *, bat
     """Answer queries with a router: one ``{"query", "calls", "valid", "raw", "error", "latency_ms"}`` per text.
 
     ``calls`` is the parsed label (``[]`` for no tool, ``None`` when the output was unreadable), ``valid`` says
-    whether it fits the catalogue, ``latency_ms`` is the wall time of the query's batch.
+    whether it fits the catalogue, ``latency_ms`` is the wall time of the query's batch. A router that picks tools
+    only (``predicts_arguments = False``, the encoder student) is checked for known tool names, not arguments,
+    and its rows say ``"arguments": "not predicted"``.
     """
     from .generate import timed_batches
     from .parse import parse_output, raw_text
 
+    tools_only = getattr(router, "predicts_arguments", True) is False
+    known = set(catalog.names)
     out: list[dict] = []
     for start, raws, latency_ms in timed_batches(router.route, texts, batch_size=batch_size):
         for text, raw in zip(texts[start:start + len(raws)], raws):
             parsed = parse_output(raw)
-            errors = catalog.label_errors(parsed.label) if parsed.label is not None else []
+            if parsed.label is None:
+                errors = []
+            elif tools_only:
+                errors = [f"unknown tool {c.tool!r}" for c in parsed.label.calls if c.tool not in known]
+            else:
+                errors = catalog.label_errors(parsed.label)
             calls = [{"tool": c.tool, "args": c.args} for c in parsed.label.calls] if parsed.label is not None else None
-            out.append({"query": text, "calls": calls,
-                        "valid": parsed.label is not None and not errors, "raw": raw_text(raw),
-                        "error": parsed.error or ("; ".join(errors) or None), "latency_ms": round(latency_ms, 3)})
+            row = {"query": text, "calls": calls, "valid": parsed.label is not None and not errors,
+                   "raw": raw_text(raw), "error": parsed.error or ("; ".join(errors) or None),
+                   "latency_ms": round(latency_ms, 3)}
+            if tools_only:
+                row["arguments"] = "not predicted"
+            out.append(row)
     return out
