@@ -91,8 +91,7 @@ def measure(router: EncoderRouter, sample: list[str], texts: list[str], thread_c
     for threads in thread_counts:
         torch.set_num_threads(threads)
         if router.backend == "onnx":  # onnxruntime fixes its threads per session
-            router = EncoderRouter(router.path, quantize=router._model.path.name != ONNX_FILE, backend="onnx",
-                                   threads=threads)
+            router = EncoderRouter(router.path, quantize=router.quantized, backend="onnx", threads=threads)
         router.predict(sample[:20], batch_size=1)  # warm-up: first calls allocate
         times = []
         for q in sample:

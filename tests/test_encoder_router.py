@@ -91,14 +91,16 @@ def test_calibration_finds_a_threshold_between_the_no_tool_and_tool_scores():
     assert decide(probs, TOOLS, head="sigmoid", no_tool_threshold=th.no_tool) == gold
 
 
-def test_calibration_trades_in_scope_accuracy_for_no_tool_recall_by_objective():
-    # Overlapping scores: 100 tool rows spread over [0.3, 1], 10 no-tool rows over [0.2, 0.6].
-    tool_scores = np.linspace(0.3, 1.0, 100)
-    none_scores = np.linspace(0.2, 0.6, 10)
+def _overlapping() -> tuple[np.ndarray, list]:
+    """Overlapping scores: 100 tool rows spread over [0.3, 1], 10 no-tool rows over [0.2, 0.6]."""
     probs = np.zeros((110, 3))
-    probs[:100, 0] = tool_scores
-    probs[100:, 1] = none_scores
-    gold = [("calculator",)] * 100 + [()] * 10
+    probs[:100, 0] = np.linspace(0.3, 1.0, 100)
+    probs[100:, 1] = np.linspace(0.2, 0.6, 10)
+    return probs, [("calculator",)] * 100 + [()] * 10
+
+
+def test_calibration_trades_in_scope_accuracy_for_no_tool_recall_by_objective():
+    probs, gold = _overlapping()
     balanced = calibrate_thresholds(probs, TOOLS, gold, head="sigmoid", objective="balanced")
     accuracy = calibrate_thresholds(probs, TOOLS, gold, head="sigmoid", objective="accuracy")
     # Balanced weighs the 10 no-tool rows like the 100 tool rows, so it rejects more.
@@ -138,12 +140,7 @@ def test_encoder_config_rejects_unknown_keys_and_impossible_combinations(tmp_pat
 
 
 def test_retain_objective_spends_at_most_its_in_scope_budget_on_no_tool_recall():
-    tool_scores = np.linspace(0.3, 1.0, 100)
-    none_scores = np.linspace(0.2, 0.6, 10)
-    probs = np.zeros((110, 3))
-    probs[:100, 0] = tool_scores
-    probs[100:, 1] = none_scores
-    gold = [("calculator",)] * 100 + [()] * 10
+    probs, gold = _overlapping()
     recalls = []
     for budget in (0.0, 0.1, 0.5):
         th = calibrate_thresholds(probs, TOOLS, gold, head="sigmoid", objective="retain", in_scope_budget=budget)

@@ -23,6 +23,7 @@ from pathlib import Path
 from sqlite_utils import Database
 
 from ..catalog import Catalog, Label
+from ..data.export import export_meta
 from ..db import get_catalog_by_hash, load_split, version_info
 from ..errors import ConfigError, InputError
 from ..progress import ProgressCallback, ProgressEvent, noop
@@ -99,20 +100,12 @@ def build_rows(db: Database, version: str, *, tool_format: str = "openai") -> tu
     return info["id"], out
 
 
-_META_KEYS = ("acceptable", "acceptable_labels", "acceptable_args")
-"""What of ``queries.meta`` an example carries: the acceptable answers (as in ``data export``)."""
-
-
 def _acceptable_metas(db: Database, version_id: str) -> dict[int, str]:
-    """``{query_id: meta JSON}`` for the version's queries that declare acceptable answers."""
+    """``{query_id: meta JSON}`` for the version's queries that declare acceptable answers (as ``data export``)."""
     out = {}
     for qid, meta in db.execute("SELECT id, meta FROM queries WHERE meta IS NOT NULL AND id IN (SELECT query_id FROM "
                                 "split_members WHERE version_id = ?)", [version_id]):
-        try:
-            meta = json.loads(meta)
-        except json.JSONDecodeError:
-            continue
-        kept = {k: meta[k] for k in _META_KEYS if isinstance(meta, dict) and meta.get(k)}
+        kept = export_meta(meta)
         if kept:
             out[qid] = json.dumps(kept, ensure_ascii=False)
     return out

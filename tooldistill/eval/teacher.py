@@ -56,6 +56,12 @@ def _stored_prompt_versions(db: Database) -> dict[str, int]:
     return dict(rows.fetchall())
 
 
+def _require_keys(keys: list) -> list:
+    if not keys:
+        raise NeedsKeyError("no Gemini API key: set GEMINI_API_KEYS in the environment or .env")
+    return keys
+
+
 class LiveTeacherRouter:
     """Asks a Gemini model for each query now (concurrently, within the workspace's keys)."""
 
@@ -64,8 +70,7 @@ class LiveTeacherRouter:
                  concurrency: int = 4, temperature: float = 0.0, max_retries: int = 4, max_wait_s: float = 60.0):
         """``prompt``: a :class:`tooldistill.distill.TeacherPrompt` (default: the built-in one for ``catalog``);
         ``prompt_source`` says where it came from (recorded with the eval run)."""
-        if not keys:
-            raise NeedsKeyError("no Gemini API key: set GEMINI_API_KEYS in the environment or .env")
+        _require_keys(keys)
         if prompt is None:
             from ..distill import build_prompt
 
@@ -155,9 +160,7 @@ def make_teacher_router(db: Database | None, catalog: Catalog, *, model: str | N
 
     workspace = workspace or load_workspace()
     settings = load_settings(workspace)
-    keys = keys_from_env(workspace.env)
-    if not keys:
-        raise NeedsKeyError("no Gemini API key: set GEMINI_API_KEYS in the environment or .env")
+    keys = _require_keys(keys_from_env(workspace.env))  # before the prompt: resolving it records its version
     chosen, source = resolve_teacher_prompt(db, catalog, workspace=workspace, prompt=prompt)
     return LiveTeacherRouter(catalog, keys=keys, model=model, prompt=chosen, prompt_source=source,
                              base_url=settings.base_url, api_version=settings.api_version,

@@ -111,14 +111,6 @@ class OnnxClassifier:
         self.path = Path(path)
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
-    def to(self, device: str) -> "OnnxClassifier":
-        if device != "cpu":
-            raise ValueError(f"the onnx backend runs on the CPU, not {device!r}; use backend='torch'")
-        return self
-
-    def eval(self) -> "OnnxClassifier":
-        return self
-
     def __call__(self, input_ids: Any, attention_mask: Any, with_features: bool = False) -> tuple[Any, Any]:
         import torch
 

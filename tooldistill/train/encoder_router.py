@@ -322,6 +322,7 @@ class EncoderRouter:
             import torch
 
             torch.set_num_threads(threads)
+        self.quantized = quantize
         self.backend = _pick_backend(path, backend, device, quantize)
         if self.backend == "onnx":
             from .encoder_onnx import ONNX_FILE, ONNX_INT8_FILE, OnnxClassifier
@@ -422,15 +423,12 @@ def _load_tokenizer(path: Path) -> Any:
 
 
 def _load_model(path: Path, meta: dict, device: str) -> tuple[Any, Any]:
-    import os
-
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
+    tokenizer = _load_tokenizer(path)  # first: it sets HF_HUB_OFFLINE before transformers is imported
+    from transformers import AutoModel, AutoModelForSequenceClassification
 
     from ..embeddings import quiet_transformers
 
     with quiet_transformers():
-        tokenizer = AutoTokenizer.from_pretrained(path)
         if meta["pooling"] == "cls":
             model: Any = ClsClassifier(AutoModelForSequenceClassification.from_pretrained(path))
         else:
