@@ -150,8 +150,8 @@ def make_teacher_router(db: Database | None, catalog: Catalog, *, model: str | N
     """
     if model is None:
         if prompt is not None:
-            raise InputError("--teacher-prompt goes with --teacher-model: the stored answers were made under the "
-                             "prompts they were made under (the run records which)", field="teacher_prompt")
+            raise InputError("--teacher-prompt goes with --teacher-model: stored answers keep the prompts they were "
+                             "made with (the eval run records which)", field="teacher_prompt")
         if db is None:
             raise ToolDistillError("the stored teacher baseline reads the workspace database (--db)")
         return StoredTeacherRouter(db, catalog)
