@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         metrics = train_encoder(train, data["validation"], catalog, config, out_dir, progress=show)
     for row in metrics.get("history", []):
         print(f"  epoch {row['epoch']}: loss {row['train_loss']:.4f}, val objective {row.get('val_objective')}, "
-              f"val in-scope {row.get('val_in_scope_accuracy')}, val no-tool recall {row.get('val_no_tool_recall')}, "
+              f"val ceiling {row.get('val_in_scope_ceiling')}, val in-scope {row.get('val_in_scope_accuracy')}, val no-tool recall {row.get('val_no_tool_recall')}, "
               f"{row['seconds']} s", flush=True)
     router = EncoderRouter(out_dir, device=config.device if config.device != "auto" else "cpu")
     t0 = time.perf_counter()

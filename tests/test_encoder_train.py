@@ -68,6 +68,9 @@ def test_training_reports_per_epoch_history_and_calibrated_thresholds(trained):
     assert [h["epoch"] for h in metrics["history"]] == list(range(1, metrics["epochs_run"] + 1))
     losses = [h["train_loss"] for h in metrics["history"]]
     assert losses[-1] < losses[0]  # it learns
+    stopping = [h["val_early_stopping"] for h in metrics["history"]]
+    assert metrics["best_epoch"] == 1 + stopping.index(max(stopping))  # the kept weights are the best epoch's
+    assert all(0 <= h["val_in_scope_ceiling"] <= 1 for h in metrics["history"])
     th = metrics["thresholds"]
     assert 0 <= th["no_tool"] < 1 and th["tool"] is None and th["objective"] == "retain"
     assert metrics["val"]["in_scope_accuracy"] >= 0.8 and metrics["val"]["no_tool_recall"] >= 0.5
@@ -187,6 +190,23 @@ def test_sigmoid_head_with_mean_pooling_saves_an_encoder_plus_head(tmp_path):
     assert probs.shape == (2, len(meta["labels"])) and ((probs > 0) & (probs < 1)).all()
     query = "forecast for oslo"
     assert _run_readme_recipe(tmp_path / "m", query) == [c.tool for c in router.route([query])[0].calls]
+
+
+def test_early_stopping_scores_the_model_balanced_or_by_threshold_free_in_scope_accuracy():
+    from tooldistill.train.encoder import _early_stopping_score, _in_scope_ceiling
+
+    labels = ["<none>", "calculator", "weather"]
+    # Two in-scope rows (one right, with the highest probability), two no-tool rows the model is less sure of.
+    probs = np.array([[0.1, 0.8, 0.1], [0.1, 0.2, 0.7], [0.2, 0.7, 0.1], [0.3, 0.1, 0.6]])
+    gold = [("calculator",), ("calculator",), (), ()]
+    ceiling = _in_scope_ceiling(probs, labels, gold, "softmax", 1)
+    assert ceiling == 0.5
+    in_scope = EncoderRunConfig.model_validate({"eval": {"early_stopping": "in_scope"}})
+    assert _early_stopping_score(probs, labels, gold, in_scope, 1, ceiling) == 0.5
+    balanced = _early_stopping_score(probs, labels, gold, EncoderRunConfig(), 1, ceiling)
+    assert balanced == pytest.approx(0.5 * 0.5 + 0.5 * 1.0)  # a threshold in (0.7, 0.8) catches both no-tool rows
+    # With no no-tool rows in val there is no recall to balance: the in-scope accuracy decides.
+    assert _early_stopping_score(probs[:2], labels, gold[:2], EncoderRunConfig(), 1, ceiling) == ceiling
 
 
 def test_unknown_tool_in_training_labels_is_a_one_line_input_error(tmp_path):

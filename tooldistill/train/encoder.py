@@ -39,7 +39,7 @@ from ..errors import InputError, Interrupted, ToolDistillError
 from ..progress import ProgressCallback, ProgressEvent, noop
 from .encoder_config import PACKAGED_MINILM, Config, EncoderRunConfig
 from .encoder_router import (EXEMPLARS_FILE, FORMAT, HEAD_FILE, NONE_KEY, ROUTER_FILE, EncoderRouter, Thresholds,
-                             calibrate_thresholds, nearest_similarity, predict_outputs, predict_probabilities, set_key,
+                             calibrate_thresholds, decide, nearest_similarity, predict_outputs, predict_probabilities, set_key,
                              tool_set)
 from .runs import TrainRequest, TrainResult, create_run, finish_run, get_run, new_run_id, runs_dir, update_run
 
@@ -273,7 +273,7 @@ def train_encoder(examples_train: Sequence[Example], examples_val: Sequence[Exam
         bce = torch.nn.BCEWithLogitsLoss(reduction="none")
         loss_fn = lambda logits, target: bce(logits, target).sum(1).mean()  # noqa: E731 - sum over tools
     else:
-        loss_fn = torch.nn.CrossEntropyLoss(ignore_index=-100)
+        loss_fn = torch.nn.CrossEntropyLoss(ignore_index=-100, label_smoothing=config.optim.label_smoothing)
     meta = {"head": config.head.kind, "labels": labels, "max_length": config.data.max_length}
     rng = random.Random(config.seed)
     history: list[dict] = []
@@ -300,14 +300,14 @@ def train_encoder(examples_train: Sequence[Example], examples_val: Sequence[Exam
                                "seconds": round(time.perf_counter() - t_start, 1)}
         if val:
             model.eval()
-            probs = predict_probabilities(model, tokenizer, meta, [t for t, _ in val], batch_size=128, device=device)
-            th = _calibrate(probs, labels, [s for _, s in val], config, max_tools)
-            # Early stopping scores the model, not the threshold policy: the balanced objective (equal weight to
-            # in-scope accuracy and no-tool recall). "retain" would prefer an epoch whose scores merely separate
-            # no-tool rows well, even when it picks tools worse.
-            stop = calibrate_thresholds(probs, labels, [s for _, s in val], head=config.head.kind,
-                                        objective="balanced", max_tools=max_tools).score
+            probs = predict_probabilities(model, tokenizer, meta, [t for t, _ in val], batch_size=128,
+                                          device=device)
+            val_gold = [s for _, s in val]
+            th = _calibrate(probs, labels, val_gold, config, max_tools)
+            ceiling = _in_scope_ceiling(probs, labels, val_gold, config.head.kind, max_tools)
+            stop = _early_stopping_score(probs, labels, val_gold, config, max_tools, ceiling)
             row.update({"val_objective": round(th.score, 6), "val_early_stopping": round(stop, 6),
+                        "val_in_scope_ceiling": round(ceiling, 6),
                         **{f"val_{k}": v for k, v in th.metrics.items() if k != "n"}})
             if best is None or stop > best[0] + 1e-9:
                 best = (stop, epoch, {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}, th)
@@ -374,6 +374,28 @@ def train_encoder(examples_train: Sequence[Example], examples_val: Sequence[Exam
         "val": thresholds.metrics, "history": history, "serving": serving,
     }
     return metrics
+
+
+def _in_scope_ceiling(probs: np.ndarray, labels: list[str], gold: list[tuple], head: str, max_tools: int) -> float:
+    """Tool-set accuracy on the rows that need a tool when the no-tool threshold is off (the model's ceiling)."""
+    chosen = decide(probs, labels, head=head, no_tool_threshold=0.0, max_tools=max_tools,
+                    tool_threshold=0.5 if head == "sigmoid" and max_tools > 1 else None)
+    rows = [tuple(sorted(p)) == tuple(sorted(g)) for p, g in zip(chosen, gold) if g]
+    return float(np.mean(rows)) if rows else 0.0
+
+
+def _early_stopping_score(probs: np.ndarray, labels: list[str], gold: list[tuple], config: EncoderRunConfig,
+                          max_tools: int, ceiling: float) -> float:
+    """The val score that picks the best epoch: it scores the model, not the threshold policy.
+
+    ``balanced`` weighs in-scope accuracy and no-tool recall equally at their best threshold ("retain" would
+    prefer an epoch whose scores merely separate no-tool rows well, even when it picks tools worse);
+    ``in_scope`` is the threshold-free in-scope accuracy.
+    """
+    if config.eval.early_stopping == "in_scope" or not any(not g for g in gold):
+        return ceiling
+    return calibrate_thresholds(probs, labels, gold, head=config.head.kind, objective="balanced",
+                                max_tools=max_tools).score
 
 
 def _calibrate(probs: np.ndarray, labels: list[str], gold: list[tuple], config: EncoderRunConfig,
