@@ -296,3 +296,11 @@ def m070_distill_packing_and_prompts(db: Database) -> None:
              "catalog_hash": str, "created_at": str, "last_used_at": str},
             pk="version",
         )
+
+
+@MIGRATIONS()
+def m080_prediction_confidence(db: Database) -> None:
+    # How sure the router was of the answer it gave (the encoder: its probability of the chosen tool set), so a
+    # student's eval run can feed the curate audit; NULL where a router reports none (baselines, LLMs, teacher).
+    if "confidence" not in db["predictions"].columns_dict:
+        db["predictions"].add_column("confidence", float)
