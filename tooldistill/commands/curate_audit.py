@@ -61,6 +61,10 @@ def _signal_note(name: str, s: dict) -> str:
         return f"{inf.get('clusters', 0)} clusters from {inf.get('source', '?')}"
     if name == "arguments":
         return f"extractive arguments: {', '.join(inf.get('extractive', {})) or 'none found yet'}"
+    if name == "student":
+        note = (f"{inf.get('predictions', 0):,} student predictions cover {inf.get('covered', 0):,} audited "
+                f"queries; min confidence {inf.get('min_confidence')}")
+        return note + (f"; {inf['unscored']:,} of unknown confidence left out" if inf.get("unscored") else "")
     return ""
 
 
@@ -95,7 +99,15 @@ def audit_cmd(
     max_confident_flags: Annotated[int | None, typer.Option(min=0, help="Cap on confident-learning flags "
                                                                         "(default: cleanlab's estimate).")] = None,
     student: Annotated[Path | None, typer.Option(help="JSONL of a student's predictions: {\"query_id\", "
-                                                      "\"label\", \"confidence\"} per line.")] = None,
+                                                      "\"label\", \"confidence\"} per line (confidence in [0, 1], "
+                                                      "null if unknown).")] = None,
+    student_run: Annotated[str | None, typer.Option("--student-run", help="An eval run whose stored predictions "
+                                                    "are the student's (id, unique prefix or 'latest'); it covers "
+                                                    "the split it scored, normally test.")] = None,
+    student_min_confidence: Annotated[float, typer.Option("--student-min-confidence", min=0, max=1, help="A "
+                                      "student's disagreement counts from this confidence. Predictions of unknown "
+                                      "confidence (every router but the encoder student) count only at 0, each "
+                                      "at strength 0.5.")] = 0.9,
     include_reviewed: Annotated[bool, typer.Option("--include-reviewed", help="Also flag queries already "
                                                                               "reviewed or adjudicated.")] = False,
     audit_gold: Annotated[bool, typer.Option("--audit-gold", help="Also flag labels that match their gold (by "
@@ -109,9 +121,15 @@ def audit_cmd(
     Stores the run and its flags; then review them (curate review) or send them back to the teacher
     (curate relabel).
 
+    A student's predictions (--student FILE, or --student-run EVAL_RUN: an eval run's stored predictions) add
+    the student signal: its confident disagreements with the teacher.
+
     Example: tooldistill curate audit --no-gold --json
+
+    Example: tooldistill curate audit --student-run latest
     """
-    from ..curate.audit import SIGNAL_NAMES, AuditConfig, load_student_predictions, run_audit
+    from ..curate.audit import (SIGNAL_NAMES, AuditConfig, load_student_predictions, run_audit,
+                                student_predictions_from_run)
     from ..errors import InputError
 
     chosen = [s.strip() for s in signals.split(",") if s.strip()] if signals else list(SIGNAL_NAMES)
@@ -122,9 +140,15 @@ def audit_cmd(
     chosen = [s for s in chosen if off.get(s, True)]
     config = AuditConfig(signals=tuple(chosen), models=tuple(m.strip() for m in model.split(",") if m.strip()),
                          folds=folds, max_confident_flags=max_confident_flags, include_reviewed=include_reviewed,
-                         gold_clears=not audit_gold, seed=seed)
+                         gold_clears=not audit_gold, seed=seed, student_min_confidence=student_min_confidence)
+    if student is not None and student_run is not None:
+        raise InputError("--student and --student-run both name a student; pass one", field="--student-run")
     db = state(ctx).open_db()
-    predictions = load_student_predictions(student, _catalog(db)) if student else None
+    predictions = None
+    if student is not None:
+        predictions = load_student_predictions(student, _catalog(db))
+    elif student_run is not None:
+        predictions = student_predictions_from_run(db, student_run, _catalog(db))
     with progress_bar(ctx, transient=True) as callback:
         report = run_audit(db, config=config, student=predictions, progress=callback)
     if json_:
@@ -224,7 +248,8 @@ def _evidence_text(name: str, ev: dict) -> str:
             return "; ".join(ev["schema"])
         return f"{ev['argument']} = {ev['value']!r} {ev['problem']}"
     if name == "student":
-        return f"the student predicts {ev['predicted']} (confidence {ev['confidence']:.2f})"
+        conf = "unknown" if ev.get("confidence") is None else f"{ev['confidence']:.2f}"
+        return f"the student predicts {ev['predicted']} (confidence {conf})"
     return json.dumps({k: v for k, v in ev.items() if k != "strength"}, ensure_ascii=False)
 
 

@@ -26,6 +26,9 @@ class Router(Protocol):
 
     # Optional: ``predicts_arguments = False`` on a router that only picks tools (eval then marks the argument
     # metrics not applicable instead of counting every argument as missing).
+    # Optional: ``route_scored(texts) -> list[tuple[raw, float | None]]``, each raw output with the router's
+    # confidence in it (a probability in [0, 1]; None when unknown): eval then routes with it and stores the
+    # confidence in ``predictions.confidence`` (the curate audit's student signal reads it back).
 
     def route(self, texts: Sequence[str]) -> list[Any]:
         """One raw output per text, in order (str, JSON value or Label)."""

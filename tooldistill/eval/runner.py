@@ -1,7 +1,8 @@
 """Eval runs: route a split with any router, store every prediction, score it noise-aware, write the report.
 
 An eval run is a ``runs`` row (``kind="eval"``, ``parent_run_id`` = the train run it evaluates) whose predictions
-(raw output, parsed calls, latency) are rows of ``predictions``, and whose report lies in ``runs/<id>/``.
+(raw output, parsed calls, latency, the router's confidence where it reports one) are rows of
+``predictions``, and whose report lies in ``runs/<id>/``.
 Scoring reads the stored predictions, so a run can be rescored after labels were corrected
 (:func:`score_run`) without routing again.
 """
@@ -142,10 +143,13 @@ def run_eval(
 def _route_and_store(db: Database, run_id: str, router: Router, examples: Sequence[SplitExample], catalog: Catalog,
                      *, batch_size: int, on_progress: ProgressCallback) -> float:
     texts = [e.text for e in examples]
+    # a router that knows how sure it is answers with (raw, confidence) pairs (see the Router protocol)
+    scored = getattr(router, "route_scored", None)
+    route = scored if scored is not None else (lambda chunk: [(raw, None) for raw in router.route(chunk)])
     t0 = time.perf_counter()
-    for start, raws, latency_ms in timed_batches(router.route, texts, batch_size=batch_size, on_progress=on_progress):
+    for start, answers, latency_ms in timed_batches(route, texts, batch_size=batch_size, on_progress=on_progress):
         rows = []
-        for example, raw in zip(examples[start:start + len(raws)], raws):
+        for example, (raw, confidence) in zip(examples[start:start + len(answers)], answers):
             parsed = parse_output(raw)
             g = grade(parsed, example.label, catalog)
             rows.append({
@@ -155,6 +159,7 @@ def _route_and_store(db: Database, run_id: str, router: Router, examples: Sequen
                     "; ".join(catalog.label_errors(parsed.label)) or None if parsed.label is not None else None),
                 "latency_ms": latency_ms, "valid_json": int(parsed.valid_json), "extracted": int(parsed.extracted),
                 "tool_correct": int(g.tool_correct), "correct": int(g.fully_correct), "created_at": now_iso(),
+                "confidence": confidence,
             })
         with db.atomic():
             db["predictions"].insert_all(rows)

@@ -252,6 +252,19 @@ def _best_no_tool_threshold(sets: list[ToolSet], scores: np.ndarray, gold: list[
     return float((candidates[c - 1] + candidates[c]) / 2), float(top)
 
 
+def set_probability(row: np.ndarray, labels: Sequence[str], tools: ToolSet, *, head: str) -> float:
+    """The head's probability that ``tools`` (``()``: no tool) is the right set, in [0, 1].
+
+    Softmax: that set's class probability (0 for a set that is not a class). Sigmoid: the per-tool outputs taken
+    as independent, the probability that exactly these tools fit and no other does.
+    """
+    row = np.asarray(row, dtype=np.float64)
+    if head == "softmax":
+        key = set_key(tools)
+        return float(row[labels.index(key)]) if key in labels else 0.0
+    chosen = set(tools)
+    return float(np.prod([p if name in chosen else 1.0 - p for name, p in zip(labels, row)]))
+
 # ------------------------------------------------------------------ the router
 
 
@@ -262,6 +275,8 @@ class EncoderPrediction:
     label: Label
     probabilities: dict[str, float]
     latency_ms: float
+    confidence: float | None = None
+    """The head's probability of the chosen tool set (:func:`set_probability`)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"calls": self.label.canonical(), "probabilities": self.probabilities,
@@ -382,12 +397,17 @@ class EncoderRouter:
             for row, tools in zip(probs, sets):
                 top = np.argsort(-row)[:top_k]
                 out.append(EncoderPrediction(Label(calls=[ToolCall(tool=t) for t in tools]),
-                                             {self.labels[j]: round(float(row[j]), 6) for j in top}, ms))
+                                             {self.labels[j]: round(float(row[j]), 6) for j in top}, ms,
+                                             set_probability(row, self.labels, tools, head=self.meta["head"])))
         return out
 
     def route(self, texts: Sequence[str], *, batch_size: int = 64) -> list[Label]:
         """One :class:`~tooldistill.catalog.Label` per text (tool calls with empty args; ``[]`` = no tool)."""
         return [p.label for p in self.predict(texts, batch_size=batch_size, top_k=1)]
+
+    def route_scored(self, texts: Sequence[str], *, batch_size: int = 64) -> list[tuple[Label, float | None]]:
+        """Each text's label with the probability of its tool set (what eval stores as the confidence)."""
+        return [(p.label, p.confidence) for p in self.predict(texts, batch_size=batch_size, top_k=1)]
 
 
 def _pick_backend(path: Path, backend: str, device: str, quantize: bool) -> str:

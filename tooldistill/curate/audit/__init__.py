@@ -8,7 +8,7 @@ from .base import SIGNAL_NAMES, AuditConfig, AuditContext, AuditItem, Hit, Signa
 from .core import AuditReport, build_signals, combine, load_items, run_audit
 from .oof import Encoder, known_models, register_encoder
 from .store import FLAG_STATUSES, Flag, get_flags, get_run, latest_run_id, set_flag_status
-from .student import StudentPrediction, load_student_predictions
+from .student import StudentPrediction, load_student_predictions, student_predictions_from_run
 from .votes import label_votes
 
 __all__ = [
@@ -16,5 +16,5 @@ __all__ = [
     "run_audit", "load_items", "build_signals", "combine", "suggest_label",
     "Encoder", "register_encoder", "known_models",
     "FLAG_STATUSES", "Flag", "get_flags", "get_run", "latest_run_id", "set_flag_status",
-    "StudentPrediction", "load_student_predictions", "label_votes",
+    "StudentPrediction", "load_student_predictions", "student_predictions_from_run", "label_votes",
 ]
