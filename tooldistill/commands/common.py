@@ -7,13 +7,15 @@ import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Iterator
+from typing import TYPE_CHECKING, Annotated, Any, Iterator
 
 import typer
 from rich.console import Console
 
-from ..config import Workspace, load_workspace
 from ..progress import ProgressEvent
+
+if TYPE_CHECKING:  # config imports pydantic, which `tooldistill --help` does not need
+    from ..config import Workspace
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -31,6 +33,8 @@ class AppState:
     @property
     def workspace(self) -> Workspace:
         if self._workspace is None:
+            from ..config import load_workspace
+
             self._workspace = load_workspace(db=self.db)
         return self._workspace
 
