@@ -109,7 +109,7 @@ def test_a_confident_disagreement_flags_the_row_and_an_unsure_one_does_not(ws):
     assert [(f.query_id, f.suggested, f.score) for f in report.flags] == [(q0, ws["right"][q0], pytest.approx(0.97))]
     info = report.signals["student"]["info"]
     # the run scored the test split: its predictions cover those queries, not the train split's
-    assert (info["predictions"], info["covered"], info["unscored"]) == (4, 4, 0)
+    assert (info["predictions"], info["covered"], info["audited"], info["unscored"]) == (4, 4, 7, 0)
     assert report.signals["student"]["checked"] == 4
 
 
@@ -148,7 +148,8 @@ def test_cli_audits_with_a_student_run_and_says_how_many_queries_it_covered(cli,
     result = cli("--db", ws["path"], "curate", "audit", "--signals", "student", "--student-run", run[:-2])
     assert result.exit_code == 0, result.output
     assert "1 flags of 7 audited queries" in result.stdout and "weather in Paris tomorrow" in result.stdout
-    assert "student: 4 student predictions cover 4 audited queries; min confidence 0.9" in result.stdout
+    assert ("student: 4 student predictions cover 4 of the 7 audited queries (an eval run covers its split only); "
+            "min confidence 0.9") in result.stdout
 
     _eval(ws, "keyword")
     loose = cli("--db", ws["path"], "curate", "audit", "--signals", "student", "--student-run", "latest",

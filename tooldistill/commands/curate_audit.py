@@ -62,8 +62,9 @@ def _signal_note(name: str, s: dict) -> str:
     if name == "arguments":
         return f"extractive arguments: {', '.join(inf.get('extractive', {})) or 'none found yet'}"
     if name == "student":
-        note = (f"{inf.get('predictions', 0):,} student predictions cover {inf.get('covered', 0):,} audited "
-                f"queries; min confidence {inf.get('min_confidence')}")
+        note = (f"{inf.get('predictions', 0):,} student predictions cover {inf.get('covered', 0):,} of the "
+                f"{inf.get('audited', 0):,} audited queries (an eval run covers its split only); min confidence "
+                f"{inf.get('min_confidence')}")
         return note + (f"; {inf['unscored']:,} of unknown confidence left out" if inf.get("unscored") else "")
     return ""
 

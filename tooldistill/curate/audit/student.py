@@ -169,8 +169,8 @@ class StudentSignal:
                                         {"predicted": pred.label.to_json(),
                                          "confidence": None if conf is None else round(conf, 4)},
                                         suggested=suggested, suggested_class=pred.label.tool_set_key)
-        out.info = {"predictions": len(self.predictions), "covered": out.checked + unscored, "unscored": unscored,
-                    "min_confidence": threshold}
+        out.info = {"predictions": len(self.predictions), "covered": out.checked + unscored,
+                    "audited": len(ctx.targets), "unscored": unscored, "min_confidence": threshold}
         if unscored and not out.checked:
             out.skipped = (f"the student's {unscored:,} predictions on audited queries have no confidence; "
                            "--student-min-confidence 0 counts each disagreement")
