@@ -150,6 +150,8 @@ def test_cli_audits_with_a_student_run_and_says_how_many_queries_it_covered(cli,
     assert "1 flags of 7 audited queries" in result.stdout and "weather in Paris tomorrow" in result.stdout
     assert ("student: 4 student predictions cover 4 of the 7 audited queries (an eval run covers its split only); "
             "min confidence 0.9") in result.stdout
+    params = json.loads(ws["db"].execute("SELECT params FROM audit_runs ORDER BY id DESC LIMIT 1").fetchone()[0])
+    assert params["student_source"] == run  # the audit records which eval run was its student
 
     _eval(ws, "keyword")
     loose = cli("--db", ws["path"], "curate", "audit", "--signals", "student", "--student-run", "latest",

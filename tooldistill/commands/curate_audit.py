@@ -131,6 +131,7 @@ def audit_cmd(
     """
     from ..curate.audit import (SIGNAL_NAMES, AuditConfig, load_student_predictions, run_audit,
                                 student_predictions_from_run)
+    from ..curate.audit.student import resolve_eval_run
     from ..errors import InputError
 
     chosen = [s.strip() for s in signals.split(",") if s.strip()] if signals else list(SIGNAL_NAMES)
@@ -145,13 +146,14 @@ def audit_cmd(
     if student is not None and student_run is not None:
         raise InputError("--student and --student-run both name a student; pass one", field="--student-run")
     db = state(ctx).open_db()
-    predictions = None
+    predictions, source = None, None
     if student is not None:
-        predictions = load_student_predictions(student, _catalog(db))
+        predictions, source = load_student_predictions(student, _catalog(db)), str(student)
     elif student_run is not None:
-        predictions = student_predictions_from_run(db, student_run, _catalog(db))
+        source = resolve_eval_run(db, student_run)
+        predictions = student_predictions_from_run(db, source, _catalog(db))
     with progress_bar(ctx, transient=True) as callback:
-        report = run_audit(db, config=config, student=predictions, progress=callback)
+        report = run_audit(db, config=config, student=predictions, student_source=source, progress=callback)
     if json_:
         print_json(report.to_dict(limit=limit))
         return

@@ -152,7 +152,7 @@ def combine(ctx: AuditContext, outputs: list[SignalOutput]) -> list[NewFlag]:
 
 
 def run_audit(db: Database, *, config: AuditConfig | None = None,
-              student: Mapping[int, StudentPrediction] | None = None,
+              student: Mapping[int, StudentPrediction] | None = None, student_source: str | None = None,
               progress: ProgressCallback = noop) -> AuditReport:
     """Audit the teacher labels: run the configured signals, store a ranked flag per suspected mislabel.
 
@@ -160,6 +160,7 @@ def run_audit(db: Database, *, config: AuditConfig | None = None,
         db: the workspace database (its current catalogue is the one labels are checked against).
         config: which signals run and how (defaults: every signal; ``ngram`` confident-learning model).
         student: per-query predictions of a trained student, for the ``student`` signal.
+        student_source: where they came from (an eval run id or a file path), recorded with the audit run.
         progress: receives one event per signal.
 
     Returns: the report, flags best first. Side effects: one ``audit_runs`` row and its ``audit_flags`` rows.
@@ -201,7 +202,8 @@ def run_audit(db: Database, *, config: AuditConfig | None = None,
     overruled = {q for q, keep in would_be.items() if 1.0 - keep >= FLAG_THRESHOLD}
     for out in outputs:
         summary[out.name]["overruled_by_gold"] = sum(1 for q in out.hits if q in cleared)
-    params = {**config.model_dump(mode="json"), "student_predictions": len(student or {})}
+    params = {**config.model_dump(mode="json"), "student_predictions": len(student or {}),
+              "student_source": student_source}
     run_id = save_run(db, flags, catalog_hash=catalog.hash, params=params, signals=summary,
                       n_audited=len(ctx.targets), report={"seconds": timings, "settled_skipped": settled, "cleared": len(cleared),
                               "cleared_with_hits": len(overruled)},
