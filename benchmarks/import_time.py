@@ -35,12 +35,12 @@ CASES = {
 
 def median_wall(cmd: list[str], runs: int) -> float:
     """Median wall seconds of ``runs`` runs of ``cmd`` (one untimed warm-up run fills the OS file cache)."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    subprocess.run(cmd, env=env, check=True, capture_output=True)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}  # with cwd=ROOT: this checkout, not an installed copy
+    subprocess.run(cmd, env=env, cwd=ROOT, check=True, capture_output=True)
     times = []
     for _ in range(runs):
         start = time.perf_counter()
-        subprocess.run(cmd, env=env, check=True, capture_output=True)
+        subprocess.run(cmd, env=env, cwd=ROOT, check=True, capture_output=True)
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 
@@ -48,7 +48,7 @@ def median_wall(cmd: list[str], runs: int) -> float:
 def top_imports(module: str, top: int) -> list[tuple[str, float, float]]:
     """The ``top`` modules by cumulative import time (ms) in one ``-X importtime`` run: (name, self, cumulative)."""
     proc = subprocess.run([PY, "-X", "importtime", "-c", f"import {module}"], capture_output=True, text=True,
-                          check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+                          check=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
     rows = []
     for line in proc.stderr.splitlines():
         parts = line.removeprefix("import time:").split("|")
