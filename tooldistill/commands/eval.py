@@ -76,6 +76,8 @@ def run_cmd(
     ctx: typer.Context,
     split: SplitOpt,
     run: Annotated[Optional[str], typer.Option("--run", help="A train run id: evaluate its adapter.")] = None,
+    args_run: Annotated[Optional[str], typer.Option("--args-run", help="With --run ENCODER_RUN: an LLM (sft) run "
+                        "that fills in the arguments of the tools the encoder picks (the hybrid router).")] = None,
     merged: Annotated[bool, typer.Option("--merged", help="With --run: evaluate the merged model.")] = False,
     model: Annotated[Optional[Path], typer.Option("--model", help="A model folder (causal LM).")] = None,
     adapter: Annotated[Optional[Path], typer.Option("--adapter", help="With --model: a PEFT adapter folder.")] = None,
@@ -106,7 +108,10 @@ def run_cmd(
         raise InputError("choose exactly one target: --run RUN, --model PATH, --baseline NAME or --teacher")
     if adapter and not model:
         raise InputError("--adapter goes with --model PATH")
-    spec = (RouterSpec("run", run, merged=merged) if run else RouterSpec("model", model=str(model), adapter=(
+    if args_run and not run:
+        raise InputError("--args-run goes with --run ENCODER_RUN (the encoder run that picks the tools)")
+    spec = (RouterSpec("hybrid", run, args_run=args_run, merged=merged) if run and args_run
+            else RouterSpec("run", run, merged=merged) if run else RouterSpec("model", model=str(model), adapter=(
         str(adapter) if adapter else None)) if model else RouterSpec("baseline", baseline) if baseline
         else RouterSpec("teacher", teacher_model, prompt=teacher_prompt))
     db = state(ctx).open_db(create=False)

@@ -37,26 +37,31 @@ class Router(Protocol):
 
 @dataclass(frozen=True)
 class RouterSpec:
-    """Which router to build: ``kind`` is ``baseline``, ``run``, ``model`` or ``teacher``."""
+    """Which router to build: ``kind`` is ``baseline``, ``run``, ``hybrid``, ``model`` or ``teacher``."""
 
     kind: str
     name: str | None = None
-    """Baseline name, run id, or teacher model."""
+    """Baseline name, run id (a hybrid's encoder run), or teacher model."""
     model: str | None = None
     adapter: str | None = None
     merged: bool = False
     prompt: str | None = None
     """A live teacher's prompt: a prompt file or a recorded prompt version (default: the workspace's active one)."""
+    args_run: str | None = None
+    """A hybrid's LLM (sft) run, which fills in the arguments of the tools its encoder run picks."""
 
     def describe(self) -> str:
         if self.kind == "model":
             return f"model:{self.model}" + (f"+adapter:{self.adapter}" if self.adapter else "")
         suffix = ":merged" if self.merged else ""
+        if self.kind == "hybrid":
+            return f"hybrid:{self.name}+{self.args_run}{suffix}"
         return f"{self.kind}:{self.name}{suffix}" if self.name else self.kind
 
     @classmethod
     def parse(cls, text: str) -> "RouterSpec":
-        """Read ``keyword``, ``baseline:majority``, ``run:ID[:merged]``, ``model:PATH`` or ``teacher[:MODEL]``."""
+        """Read ``keyword``, ``baseline:majority``, ``run:ID[:merged]``, ``hybrid:ENC_RUN+LLM_RUN[:merged]``,
+        ``model:PATH`` or ``teacher[:MODEL]``."""
         from .baselines import BASELINES
 
         kind, _, rest = text.partition(":")
@@ -67,11 +72,17 @@ class RouterSpec:
         if kind == "run" and rest:
             run, _, flag = rest.partition(":")
             return cls("run", run, merged=flag == "merged")
+        if kind == "hybrid" and "+" in rest:
+            runs, _, flag = rest.partition(":")
+            enc, _, llm = runs.partition("+")
+            if enc and llm:
+                return cls("hybrid", enc, args_run=llm, merged=flag == "merged")
         if kind == "model" and rest:
             return cls("model", model=rest)
         if kind == "teacher":
             return cls("teacher", rest or None)
-        raise InputError(f"unknown router {text!r}: use keyword, majority, run:ID, model:PATH or teacher")
+        raise InputError(f"unknown router {text!r}: use keyword, majority, run:ID, "
+                         "hybrid:ENC_RUN+LLM_RUN, model:PATH or teacher")
 
 
 def get_run(db: Database, ref: str, *, kind: str | None = None) -> dict:
@@ -154,6 +165,10 @@ def get_router(
         from .generate import load_run_router
 
         return load_run_router(db, run["id"], merged=spec.merged, max_new_tokens=max_new_tokens)
+    if spec.kind == "hybrid":
+        from .hybrid import load_hybrid_router
+
+        return load_hybrid_router(db, spec.name, spec.args_run, merged=spec.merged, max_new_tokens=max_new_tokens)
     if spec.kind == "teacher":
         from .teacher import make_teacher_router
 

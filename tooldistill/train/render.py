@@ -155,13 +155,29 @@ def format_output(label: Label, tool_format: str) -> str:
     """Write ``label`` as the assistant output in ``tool_format`` (``[]`` for no tool in every format)."""
     if label.is_no_tool:
         return "[]"
-    calls = [{"name": c.tool, "arguments": c.args} for c in label.calls]
+    return _format_calls([{"name": c.tool, "arguments": c.args} for c in label.calls], tool_format)
+
+
+def _format_calls(calls: list[dict], tool_format: str) -> str:
     if tool_format == "qwen":
         # The same bytes Qwen2.5's template writes for structured tool_calls (its tojson is json.dumps).
         return "\n".join(f"<tool_call>\n{json.dumps(c, ensure_ascii=False)}\n</tool_call>" for c in calls)
     if tool_format == "mistral":
         return "[TOOL_CALLS] " + json.dumps(calls, ensure_ascii=False)
     return json.dumps(calls, ensure_ascii=False)
+
+
+def output_prefix(tool: str, tool_format: str) -> str:
+    """The start of the trained answer whose first call is ``tool``, up to (not including) its arguments.
+
+    Cut from :func:`format_output`'s own bytes, so ``render_prompt(...) + output_prefix(...)`` is exactly a prefix
+    of the training text ``prompt + completion`` of any example whose first call is ``tool``. Whitespace before
+    the arguments stays out: in training it is one token with the ``{`` after it (`` {"``), and a prompt that
+    ends in a lone space would be a token sequence the student never saw. Forcing this prefix makes a student
+    fill in that tool's arguments (the hybrid router: an encoder picks the tool, the LLM writes the arguments).
+    """
+    text = _format_calls([{"name": tool, "arguments": _SENTINEL}], tool_format)
+    return text[:text.index(json.dumps(_SENTINEL))].rstrip()
 
 
 def render_example(tokenizer: Any, catalog: Catalog, query: str, label: Label, *, fmt: ChatFormat) -> dict[str, str]:

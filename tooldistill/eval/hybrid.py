@@ -1,0 +1,205 @@
+"""The hybrid router: the encoder student picks the tools, the LLM student fills in their arguments.
+
+The encoder is fast and, on tool choice, usually the better student; the LLM student is the one that writes
+arguments. :class:`HybridRouter` asks the encoder for each query's tool set, answers ``[]`` for no tool without
+touching the LLM, and otherwise lets the LLM student generate its answer with the output *forced to start with*
+the chosen tool: its rendered prompt gets the answer's first bytes up to where that tool's arguments begin
+(:func:`tooldistill.train.render.output_prefix`, cut from the very function that wrote the training answers), so
+the LLM continues a sequence it was trained on and only has the arguments left to write. Generation is the LLM
+student's own (greedy, batched, left-padded, the train stage's stop tokens).
+
+The answer always names exactly the encoder's tools: the LLM's calls only supply arguments, matched by tool name
+(in order for a repeated tool); a chosen tool the LLM gave no arguments for gets empty ones, and a tool the LLM
+added is dropped. For a multi-tool set only the first tool (in the encoder's sorted order) is forced; the LLM is
+trusted to write the others' calls after it, and their arguments are taken where it does.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from ..catalog import Catalog, Label, ToolCall
+from ..errors import InputError, ToolDistillError
+from .parse import parse_output
+
+_DECODER = json.JSONDecoder()
+
+
+@dataclass(frozen=True)
+class HybridPrediction:
+    """One routed query: the answer, what the encoder chose, and what the LLM wrote (None when not asked)."""
+
+    label: Label
+    tools: tuple[str, ...]
+    confidence: float | None
+    llm_output: str | None
+    """The LLM's answer: the forced prefix plus its continuation (None for a no-tool query)."""
+    llm_error: str | None = None
+    """Why the LLM's answer could not be read whole (its forced call's arguments may still have been taken)."""
+
+
+def merge_arguments(tools: Sequence[str], llm: Label | None) -> Label:
+    """The calls of ``tools`` (in order) with the arguments ``llm`` gave each; empty ones where it gave none.
+
+    A tool named twice takes the LLM's calls of that tool in their order. The LLM's other calls are dropped.
+    """
+    given: dict[str, list[dict]] = defaultdict(list)
+    for call in llm.calls if llm is not None else []:
+        given[call.tool].append(call.args if isinstance(call.args, dict) else {})
+    return Label(calls=[ToolCall(tool=t, args=given[t].pop(0) if given[t] else {}) for t in tools])
+
+
+def _first_arguments(continuation: str) -> dict | None:
+    """The JSON object the continuation starts with (the forced call's arguments), or None."""
+    try:
+        value, _ = _DECODER.raw_decode(continuation.lstrip())
+    except json.JSONDecodeError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _short(name: str) -> str:
+    return name[len("run:"):] if name.startswith("run:") else name
+
+
+class HybridRouter:
+    """Tools from one router (the encoder student), arguments from an LLM student forced onto those tools.
+
+    Args:
+        tools_router: any router whose answers name the tools (an
+            :class:`~tooldistill.train.encoder.EncoderRouter`); its arguments are ignored. When it has
+            ``route_scored`` (the encoder does), its confidence in the tool set is the hybrid's.
+        args_router: the LLM student as a :class:`~tooldistill.eval.generate.LMRouter` (model, tokenizer,
+            catalogue and generation budget are taken from it).
+        name: display name (default ``hybrid:<tools>+<args>`` from the two routers' names).
+
+    ``route`` returns one :class:`~tooldistill.catalog.Label` per query (see the module docstring for how the two
+    students' answers combine); :meth:`predict` also returns what the LLM wrote.
+    """
+
+    predicts_arguments = True
+
+    def __init__(self, tools_router: Any, args_router: Any, *, name: str | None = None):
+        self.tools_router, self.args_router = tools_router, args_router
+        self.catalog: Catalog = getattr(tools_router, "catalog", None) or args_router.catalog
+        self.name = name or f"hybrid:{_short(tools_router.name)}+{_short(args_router.name)}"
+        self.metadata = {"tools_router": tools_router.name, "args_router": args_router.name,
+                         "forced": "first tool of the encoder's set"}
+        self._format = None
+
+    @property
+    def tool_format(self) -> str:
+        """The LLM student's answer format (``qwen``, ``mistral`` or ``json``), read from its chat template."""
+        if self._format is None:
+            from ..train import detect_format
+
+            self._format = detect_format(self.args_router.tokenizer).tool_format
+        return self._format
+
+    def forced_prompts(self, texts: Sequence[str], tool_sets: Sequence[Sequence[str]]) -> list[str]:
+        """The LLM's prompt for each query with the answer's start forced to the first tool of its set.
+
+        Each is the student's own rendered prompt followed by
+        :func:`~tooldistill.train.render.output_prefix` of that tool: byte for byte the start of the training
+        text of an example whose answer calls it.
+        """
+        from ..train.render import output_prefix
+
+        from .generate import render_prompts
+
+        prompts = render_prompts(self.args_router.tokenizer, self.args_router.catalog, texts)
+        return [p + output_prefix(tools[0], self.tool_format) for p, tools in zip(prompts, tool_sets)]
+
+    def _tool_sets(self, texts: Sequence[str]) -> list[tuple[tuple[str, ...], float | None]]:
+        scored = getattr(self.tools_router, "route_scored", None)
+        answers = scored(texts) if scored is not None else [(raw, None) for raw in self.tools_router.route(texts)]
+        out = []
+        for raw, confidence in answers:
+            label = parse_output(raw).label
+            tools = tuple(sorted(label.tools)) if label is not None else ()
+            out.append((tools, confidence))
+        return out
+
+    def predict(self, texts: Sequence[str]) -> list[HybridPrediction]:
+        """Route ``texts``: the encoder's tool sets, then one generation batch of the LLM for those with tools.
+
+        Queries the encoder sends to no tool get ``[]`` and never reach the LLM.
+        """
+        from ..train.render import output_prefix
+
+        from .generate import generate_batch
+
+        texts = list(texts)
+        chosen = self._tool_sets(texts)
+        need = [i for i, (tools, _) in enumerate(chosen) if tools]
+        outputs: dict[int, tuple[str, str]] = {}
+        if need:
+            prompts = self.forced_prompts([texts[i] for i in need], [chosen[i][0] for i in need])
+            args = self.args_router
+            continuations = generate_batch(args.model, args.tokenizer, prompts, max_new_tokens=args.max_new_tokens,
+                                           batch_size=max(1, len(prompts)))
+            for i, cont in zip(need, continuations):
+                outputs[i] = (output_prefix(chosen[i][0][0], self.tool_format), cont)
+        out: list[HybridPrediction] = []
+        for i, (tools, confidence) in enumerate(chosen):
+            if not tools:
+                out.append(HybridPrediction(Label(calls=[]), tools, confidence, None))
+                continue
+            prefix, cont = outputs[i]
+            text = prefix + cont
+            parsed = parse_output(text)
+            llm, error = parsed.label, parsed.error
+            if llm is None:
+                first = _first_arguments(cont)
+                llm = Label(calls=[ToolCall(tool=tools[0], args=first)]) if first is not None else None
+            out.append(HybridPrediction(merge_arguments(tools, llm), tools, confidence, text, error))
+        return out
+
+    def route(self, texts: Sequence[str]) -> list[Label]:
+        """One label per text: the encoder's tools with the LLM's arguments (``[]`` = no tool)."""
+        return [p.label for p in self.predict(texts)]
+
+    def route_scored(self, texts: Sequence[str]) -> list[tuple[Label, float | None]]:
+        """Each text's label with the encoder's confidence in its tool set (None when it gives none)."""
+        return [(p.label, p.confidence) for p in self.predict(texts)]
+
+
+def load_hybrid_router(db: Any, tools_run: str, args_run: str, *, merged: bool = False,
+                       max_new_tokens: int = 128) -> HybridRouter:
+    """The hybrid of an encoder train run (tools) and an LLM (sft) train run (arguments).
+
+    Args:
+        db: the workspace database.
+        tools_run: the encoder run's id or unique prefix.
+        args_run: the LLM run's id or unique prefix.
+        merged: load the LLM run's merged model instead of base + adapter.
+        max_new_tokens: the LLM's generation budget (the forced prefix is not counted).
+
+    Raises: ToolDistillError for an unknown run; InputError when ``tools_run`` is not an encoder run or
+    ``args_run`` is one, or when the encoder can choose a tool the LLM's catalogue lacks.
+    """
+    from ..train.encoder import EncoderRouter
+
+    from .generate import load_run_router
+    from .routers import get_run, student_kind
+
+    if db is None:
+        raise ToolDistillError("routing with runs needs the workspace database (--db)")
+    tools, args = get_run(db, tools_run, kind="train"), get_run(db, args_run, kind="train")
+    if student_kind(tools) != "encoder":
+        raise InputError(f"run {tools['id']} is an {student_kind(tools)} (LLM) run; with --args-run, --run names the "
+                         "encoder run that picks the tools (see 'tooldistill train runs')")
+    if student_kind(args) == "encoder":
+        raise InputError(f"run {args['id']} is an encoder run; --args-run names the LLM (sft) run that fills in "
+                         "the arguments (see 'tooldistill train runs')")
+    encoder = EncoderRouter.from_run(tools["id"], db=db)
+    llm = load_run_router(db, args["id"], merged=merged, max_new_tokens=max_new_tokens)
+    unknown = sorted({t for key in encoder.labels for t in key.split("+")} - {"<none>"} - set(llm.catalog.names))
+    if unknown:
+        raise InputError(f"encoder run {tools['id']} can choose {', '.join(unknown)}, which LLM run {args['id']}'s "
+                         "catalogue lacks; pair runs trained on the same catalogue")
+    name = f"hybrid:{tools['id']}+{args['id']}" + (":merged" if merged else "")
+    return HybridRouter(encoder, llm, name=name)
