@@ -145,6 +145,17 @@ def test_the_forced_prompt_is_exactly_the_start_of_a_training_example(world, hyb
         assert tok(trained, add_special_tokens=False)["input_ids"][:len(forced_ids)] == forced_ids
 
 
+def test_the_forced_prefix_starts_the_trained_answer_in_every_tool_format():
+    from tooldistill.train.render import TOOL_FORMATS, format_output, output_prefix
+
+    label = Label(calls=[{"tool": "weather", "args": {"location": "Oslo"}}, {"tool": "calculator",
+                                                                            "args": {"expression": "2 + 2"}}])
+    for fmt in TOOL_FORMATS:
+        answer, prefix = format_output(label, fmt), output_prefix("weather", fmt)
+        assert answer.startswith(prefix) and '"weather"' in prefix and "Oslo" not in prefix
+        assert answer[len(prefix):].lstrip().startswith('{"location": "Oslo"}')  # the arguments come next
+
+
 def test_arguments_are_taken_only_for_the_encoders_tools():
     llm = Label(calls=[{"tool": "weather", "args": {"location": "Oslo"}},
                        {"tool": "web_search", "args": {"query": "x"}},

@@ -75,6 +75,8 @@ class HybridRouter:
         args_router: the LLM student as a :class:`~tooldistill.eval.generate.LMRouter` (model, tokenizer,
             catalogue and generation budget are taken from it).
         name: display name (default ``hybrid:<tools>+<args>`` from the two routers' names).
+        tool_format: the answer format the LLM was trained to write (its run config's ``data.tool_format``);
+            ``auto`` reads it from the chat template, as training does.
 
     ``route`` returns one :class:`~tooldistill.catalog.Label` per query (see the module docstring for how the two
     students' answers combine); :meth:`predict` also returns what the LLM wrote.
@@ -82,13 +84,13 @@ class HybridRouter:
 
     predicts_arguments = True
 
-    def __init__(self, tools_router: Any, args_router: Any, *, name: str | None = None):
+    def __init__(self, tools_router: Any, args_router: Any, *, name: str | None = None, tool_format: str = "auto"):
         self.tools_router, self.args_router = tools_router, args_router
         self.catalog: Catalog = getattr(tools_router, "catalog", None) or args_router.catalog
         self.name = name or f"hybrid:{_short(tools_router.name)}+{_short(args_router.name)}"
         self.metadata = {"tools_router": tools_router.name, "args_router": args_router.name,
                          "forced": "first tool of the encoder's set"}
-        self._format = None
+        self._format_setting, self._format = tool_format, None
 
     @property
     def tool_format(self) -> str:
@@ -96,7 +98,7 @@ class HybridRouter:
         if self._format is None:
             from ..train import detect_format
 
-            self._format = detect_format(self.args_router.tokenizer).tool_format
+            self._format = detect_format(self.args_router.tokenizer, tool_format=self._format_setting).tool_format
         return self._format
 
     def forced_prompts(self, texts: Sequence[str], tool_sets: Sequence[Sequence[str]]) -> list[str]:
@@ -202,4 +204,5 @@ def load_hybrid_router(db: Any, tools_run: str, args_run: str, *, merged: bool =
         raise InputError(f"encoder run {tools['id']} can choose {', '.join(unknown)}, which LLM run {args['id']}'s "
                          "catalogue lacks; pair runs trained on the same catalogue")
     name = f"hybrid:{tools['id']}+{args['id']}" + (":merged" if merged else "")
-    return HybridRouter(encoder, llm, name=name)
+    tool_format = str(((args.get("config") or {}).get("data") or {}).get("tool_format") or "auto")
+    return HybridRouter(encoder, llm, name=name, tool_format=tool_format)
