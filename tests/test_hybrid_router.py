@@ -193,6 +193,8 @@ def test_cli_eval_of_the_hybrid_grades_arguments_and_keeps_the_encoders_tool_acc
     stored = world["db"].execute("SELECT count(*), count(confidence) FROM predictions WHERE run_id = ?",
                                  [hybrid["run_id"]]).fetchone()
     assert stored[0] == hybrid["n"] and stored[1] == hybrid["n"]  # the encoder's confidence is stored
+    parent = world["db"].execute("SELECT parent_run_id FROM runs WHERE id = ?", [hybrid["run_id"]]).fetchone()[0]
+    assert parent == world["encoder"]  # lineage: the hybrid evaluates the encoder run
 
 
 @pytest.mark.slow

@@ -110,7 +110,9 @@ def run_eval(
         train = _baseline_examples(db, version_id, {e.query_id for e in examples}) if spec.kind == "baseline" else None
         router = get_router(db, spec, catalog=catalog, examples=train, max_new_tokens=max_new_tokens)
     target = spec.describe() if spec else getattr(router, "name", type(router).__name__)
-    parent = get_run(db, spec.name, kind="train")["id"] if spec is not None and spec.kind == "run" else None
+    # a hybrid's parent is its tool-picking (encoder) run; the arguments run is named in its config
+    parent = (get_run(db, spec.name, kind="train")["id"] if spec is not None and spec.kind in ("run", "hybrid")
+              else None)
     run_id = new_run_id()
     folder = Path(runs_dir) / run_id
     predicts_arguments = bool(getattr(router, "predicts_arguments", True))
