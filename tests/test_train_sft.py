@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from test_train_support import FAST, offline_env, tiny_model, write_version
+from test_train_support import FAST, offline_workspace, tiny_model, write_version
 from tooldistill.errors import Interrupted
 from tooldistill.progress import ProgressEvent
 
@@ -14,19 +14,11 @@ from tooldistill.progress import ProgressEvent
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """A workspace with a dataset version of 220 generated router queries (the default catalogue)."""
-    from tooldistill.db import get_catalog, open_db
     from tooldistill.train import synthetic_examples
 
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in offline_env().items():
-            mp.setenv(key, value)
-        mp.setenv("HF_HOME", str(tmp_path_factory.mktemp("hf_home")))
-        root = tmp_path_factory.mktemp("ws")
-        db = open_db(root / "tooldistill.db")
-        catalog = get_catalog(db)
+    with offline_workspace(tmp_path_factory) as (root, db, catalog):
         version = write_version(db, synthetic_examples(catalog, 220, seed=1), name="v1", catalog=catalog)
         yield {"root": root, "db": db, "version": version, "catalog": catalog, "tiny": tiny_model()}
-        db.close()
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,9 @@ from __future__ import annotations
 import os
 import random
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from tooldistill.catalog import Catalog, Label, content_hash
 from tooldistill.db import NewQuery, insert_queries, now_iso
@@ -42,6 +44,25 @@ def tiny_model() -> Path:
 
 def offline_env() -> dict[str, str]:
     return {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+
+
+@contextmanager
+def offline_workspace(tmp_path_factory) -> Iterator[tuple[Path, object, Catalog]]:
+    """A fresh workspace (root, open database, its catalogue) with the hubs offline and a private HF_HOME."""
+    import pytest
+
+    from tooldistill.db import get_catalog, open_db
+
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in offline_env().items():
+            mp.setenv(key, value)
+        mp.setenv("HF_HOME", str(tmp_path_factory.mktemp("hf_home")))
+        root = tmp_path_factory.mktemp("ws")
+        db = open_db(root / "tooldistill.db")
+        try:
+            yield root, db, get_catalog(db)
+        finally:
+            db.close()
 
 
 def write_version(db, examples: list[tuple[str, Label]], *, name: str, catalog: Catalog, val_every: int = 8,
