@@ -142,6 +142,12 @@ def main() -> None:
         tool("eval", "compare", evals[3], evals[4], "--view", "corrected", env=env)
         tool("route", "what's the weather like in Lisbon tomorrow?", "--run", run2, env=env)
         tool("route", "what's the weather like in Lisbon tomorrow?", "--run", encoder, env=env)
+        # The hybrid: the encoder picks the tool, the LLM student writes its arguments (the demo's tiny random LLM
+        # writes poor ones; a pretrained student on a GPU is what fills them well).
+        tool("route", "what's the weather like in Lisbon tomorrow?", "--run", encoder, "--args-run", run2, env=env)
+        # The loop closes: the encoder's eval run is a student for the audit (its confident disagreements).
+        tool("curate", "audit", "--signals", "student", "--student-run", evals[5], "--student-min-confidence", "0.8",
+             "--limit", "5", env=env)
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=10)
