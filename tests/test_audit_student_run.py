@@ -167,7 +167,7 @@ def _insert_run(db, run_id: str, kind: str) -> None:
 
 @pytest.mark.parametrize("setup, ref, message", [
     (None, "latest", "no eval run yet; evaluate a student first"),
-    (None, "eval-nope", "no run 'eval-nope'"),
+    (None, "eval-nope", "run 'eval-nope' does not exist"),
     ("train", "train-1", "run train-1 is a train run, not an eval run; evaluate it first"),
     ("eval", "eval-empty", "eval run eval-empty stored no predictions"),
 ])

@@ -181,7 +181,7 @@ def test_a_bad_label_in_the_export_file_names_file_line_and_field(cli, tmp_path)
 @pytest.mark.parametrize("args, code, message", [
     (["train", "run", "-c", str(TINY_CPU)], 2,
      "Error: field '--dataset': say what to train on: --dataset VERSION (from 'curate split') or --data FILE"),
-    (["train", "run", "--like", "train-nope", "--dataset", "v1"], 1, "Error: no run 'train-nope' (recent: none)"),
+    (["train", "run", "--like", "train-nope", "--dataset", "v1"], 1, "Error: run 'train-nope' does not exist (recent: none)"),
     (["train", "merge", "train-nope"], 1, "Error: train-nope is not a run folder (no config.yaml) and there is no "
      "workspace database to look it up in; pass a run folder, or --db with the run's database"),
 ])

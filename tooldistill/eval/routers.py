@@ -7,7 +7,6 @@ decoded JSON value, or a :class:`~tooldistill.catalog.Label`. Eval parses every 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any, Protocol, Sequence, runtime_checkable
 
@@ -86,22 +85,15 @@ class RouterSpec:
 
 
 def get_run(db: Database, ref: str, *, kind: str | None = None) -> dict:
-    """The ``runs`` row of a run id or unique id prefix, with ``config`` and ``metrics`` decoded.
+    """The ``runs`` row of a run id, unique id prefix or ``latest``, with ``config`` and ``metrics`` decoded.
 
     Raises: ToolDistillError naming recent runs when nothing (or several) match, or the kind differs.
     """
-    rows = db.execute("SELECT * FROM runs WHERE id = ? OR id LIKE ? ORDER BY created_at", [ref, ref + "%"]).fetchall()
-    cols = [d[0] for d in db.execute("SELECT * FROM runs LIMIT 0").description]
-    rows = [dict(zip(cols, r)) for r in rows]
-    exact = [r for r in rows if r["id"] == ref]
-    rows = exact or rows
-    if len(rows) != 1:
-        recent = [r[0] for r in db.execute("SELECT id FROM runs ORDER BY created_at DESC LIMIT 5")]
-        what = "is ambiguous" if rows else "does not exist"
-        raise ToolDistillError(f"run {ref!r} {what} (recent: {', '.join(recent) or 'none'})")
-    row = rows[0]
+    from ..train.runs import get_run as get_any_run
+
+    row = get_any_run(db, ref)
     for key in ("config", "metrics"):
-        row[key] = json.loads(row[key]) if row.get(key) else {}
+        row[key] = row.get(key) or {}
     if kind is not None and row["kind"] != kind:
         raise ToolDistillError(f"run {row['id']} is a {row['kind']} run, not a {kind} run")
     return row

@@ -147,8 +147,8 @@ def resolve_run(db: Database, ref: str, *, kind: str | None = None) -> str:
     if not ids:
         recent = [r[0] for r in db.execute(f"SELECT id FROM runs WHERE {where} ORDER BY created_at DESC LIMIT 5",
                                            params)]
-        raise ToolDistillError(f"no run {ref!r} (recent: {', '.join(recent) or 'none'}); list them with "
-                               f"'tooldistill train runs --kind {kind or 'all'}'")
+        raise ToolDistillError(f"run {ref!r} does not exist (recent: {', '.join(recent) or 'none'}); list them "
+                               f"with 'tooldistill train runs --kind {kind or 'all'}'")
     raise ToolDistillError(f"run {ref!r} is ambiguous: {', '.join(ids)}")
 
 
