@@ -7,7 +7,7 @@ import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Iterator
+from typing import TYPE_CHECKING, Annotated, Any, Iterator, Optional
 
 import typer
 from rich.console import Console
@@ -21,6 +21,9 @@ out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of a table.")]
+ArgsRunOpt = Annotated[Optional[str], typer.Option("--args-run", help="With --run ENCODER_RUN: an LLM (sft) run that "
+                                                   "fills in the arguments of the tools the encoder picks (the hybrid "
+                                                   "router).")]
 
 
 @dataclass

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from ..errors import InputError
-from .common import JsonOpt, info, out, print_json, progress_bar, state
+from .common import ArgsRunOpt, JsonOpt, info, out, print_json, progress_bar, state
 
 app = typer.Typer(no_args_is_help=True, help="Evaluate routers noise-aware: metrics with intervals, baselines, "
                   "paired comparisons, reports.")
@@ -76,8 +76,7 @@ def run_cmd(
     ctx: typer.Context,
     split: SplitOpt,
     run: Annotated[Optional[str], typer.Option("--run", help="A train run id: evaluate its adapter.")] = None,
-    args_run: Annotated[Optional[str], typer.Option("--args-run", help="With --run ENCODER_RUN: an LLM (sft) run "
-                        "that fills in the arguments of the tools the encoder picks (the hybrid router).")] = None,
+    args_run: ArgsRunOpt = None,
     merged: Annotated[bool, typer.Option("--merged", help="With --run: evaluate the merged model.")] = False,
     model: Annotated[Optional[Path], typer.Option("--model", help="A model folder (causal LM).")] = None,
     adapter: Annotated[Optional[Path], typer.Option("--adapter", help="With --model: a PEFT adapter folder.")] = None,
@@ -108,11 +107,9 @@ def run_cmd(
         raise InputError("choose exactly one target: --run RUN, --model PATH, --baseline NAME or --teacher")
     if adapter and not model:
         raise InputError("--adapter goes with --model PATH")
-    if args_run and not run:
-        raise InputError("--args-run goes with --run ENCODER_RUN (the encoder run that picks the tools)")
-    spec = (RouterSpec("hybrid", run, args_run=args_run, merged=merged) if run and args_run
-            else RouterSpec("run", run, merged=merged) if run else RouterSpec("model", model=str(model), adapter=(
-        str(adapter) if adapter else None)) if model else RouterSpec("baseline", baseline) if baseline
+    spec = RouterSpec.trained(run, args_run=args_run, merged=merged) or (
+        RouterSpec("model", model=str(model), adapter=str(adapter) if adapter else None) if model
+        else RouterSpec("baseline", baseline) if baseline
         else RouterSpec("teacher", teacher_model, prompt=teacher_prompt))
     db = state(ctx).open_db(create=False)
     with progress_bar(ctx) as progress:

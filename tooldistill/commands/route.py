@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import InputError
-from .common import print_json, state
+from .common import ArgsRunOpt, print_json, state
 
 
 def route(
@@ -17,8 +17,7 @@ def route(
     query: Annotated[Optional[str], typer.Argument(help="The request to route; '-' or nothing reads one request "
                                                    "per line from stdin and prints one JSON line each.")] = None,
     run: Annotated[Optional[str], typer.Option("--run", help="A train run id (SFT or encoder student).")] = None,
-    args_run: Annotated[Optional[str], typer.Option("--args-run", help="With --run ENCODER_RUN: an LLM (sft) run "
-                        "that fills in the arguments of the tools the encoder picks (the hybrid router).")] = None,
+    args_run: ArgsRunOpt = None,
     merged: Annotated[bool, typer.Option("--merged", help="With --run: use the merged model.")] = False,
     baseline: Annotated[Optional[str], typer.Option("--baseline", help="majority or keyword (alias regex).")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Requests per batch (stdin mode).")] = 32,
@@ -32,10 +31,7 @@ def route(
 
     if (run is None) == (baseline is None):
         raise InputError("choose one router: --run RUN or --baseline NAME")
-    if args_run and not run:
-        raise InputError("--args-run goes with --run ENCODER_RUN (the encoder run that picks the tools)")
-    spec = (RouterSpec("hybrid", run, args_run=args_run, merged=merged) if args_run
-            else RouterSpec("run", run, merged=merged) if run else RouterSpec("baseline", baseline))
+    spec = RouterSpec.trained(run, args_run=args_run, merged=merged) or RouterSpec("baseline", baseline)
     db = state(ctx).open_db(create=False)
     router = get_router(db, spec, max_new_tokens=max_new_tokens)
     catalog = getattr(router, "catalog", None)

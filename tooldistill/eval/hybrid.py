@@ -181,6 +181,7 @@ def load_hybrid_router(db: Any, tools_run: str, args_run: str, *, merged: bool =
     ``args_run`` is one, or when the encoder can choose a tool the LLM's catalogue lacks.
     """
     from ..train.encoder import EncoderRouter
+    from ..train.encoder_router import key_set
 
     from .generate import load_run_router
     from .routers import get_run, student_kind
@@ -196,7 +197,7 @@ def load_hybrid_router(db: Any, tools_run: str, args_run: str, *, merged: bool =
                          "the arguments (see 'tooldistill train runs')")
     encoder = EncoderRouter.from_run(tools["id"], db=db)
     llm = load_run_router(db, args["id"], merged=merged, max_new_tokens=max_new_tokens)
-    unknown = sorted({t for key in encoder.labels for t in key.split("+")} - {"<none>"} - set(llm.catalog.names))
+    unknown = sorted({t for key in encoder.labels for t in key_set(key)} - set(llm.catalog.names))
     if unknown:
         raise InputError(f"encoder run {tools['id']} can choose {', '.join(unknown)}, which LLM run {args['id']}'s "
                          "catalogue lacks; pair runs trained on the same catalogue")

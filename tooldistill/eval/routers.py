@@ -58,6 +58,19 @@ class RouterSpec:
         return f"{self.kind}:{self.name}{suffix}" if self.name else self.kind
 
     @classmethod
+    def trained(cls, run: str | None, *, args_run: str | None = None, merged: bool = False) -> "RouterSpec | None":
+        """A train run's router (``--run``), or the hybrid when ``args_run`` names the LLM run that fills in the
+        arguments of the tools the ``run`` (an encoder) picks; None without a run.
+
+        Raises: InputError for ``args_run`` without ``run``.
+        """
+        if args_run and not run:
+            raise InputError("--args-run goes with --run ENCODER_RUN (the encoder run that picks the tools)")
+        if not run:
+            return None
+        return cls("hybrid", run, args_run=args_run, merged=merged) if args_run else cls("run", run, merged=merged)
+
+    @classmethod
     def parse(cls, text: str) -> "RouterSpec":
         """Read ``keyword``, ``baseline:majority``, ``run:ID[:merged]``, ``hybrid:ENC_RUN+LLM_RUN[:merged]``,
         ``model:PATH`` or ``teacher[:MODEL]``."""

@@ -21,7 +21,6 @@ Entry points: :func:`train` (the student registry's hook, used by ``tooldistill 
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import math
@@ -39,8 +38,8 @@ from ..errors import InputError, Interrupted, ToolDistillError
 from ..progress import ProgressCallback, ProgressEvent, noop
 from .encoder_config import PACKAGED_MINILM, Config, EncoderRunConfig
 from .encoder_router import (EXEMPLARS_FILE, FORMAT, HEAD_FILE, NONE_KEY, ROUTER_FILE, EncoderRouter, Thresholds,
-                             calibrate_thresholds, decide, nearest_similarity, predict_outputs, predict_probabilities, set_key,
-                             tool_set)
+                             calibrate_thresholds, decide, nearest_similarity, predict_outputs, predict_probabilities,
+                             set_key, tool_set, tool_set_metrics)
 from .runs import TrainRequest, TrainResult, create_run, finish_run, get_run, new_run_id, runs_dir, update_run
 
 log = logging.getLogger(__name__)
@@ -380,8 +379,7 @@ def _in_scope_ceiling(probs: np.ndarray, labels: list[str], gold: list[tuple], h
     """Tool-set accuracy on the rows that need a tool when the no-tool threshold is off (the model's ceiling)."""
     chosen = decide(probs, labels, head=head, no_tool_threshold=0.0, max_tools=max_tools,
                     tool_threshold=0.5 if head == "sigmoid" and max_tools > 1 else None)
-    rows = [tuple(sorted(p)) == tuple(sorted(g)) for p, g in zip(chosen, gold) if g]
-    return float(np.mean(rows)) if rows else 0.0
+    return tool_set_metrics(chosen, gold)["in_scope_accuracy"] or 0.0
 
 
 def _early_stopping_score(probs: np.ndarray, labels: list[str], gold: list[tuple], config: EncoderRunConfig,
