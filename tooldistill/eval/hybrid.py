@@ -100,7 +100,7 @@ class HybridRouter:
         :func:`~tooldistill.train.render.output_prefix`: byte for byte the start of the training text of an
         example whose answer begins with those calls.
         """
-        from ..train.render import output_prefix
+        from ..train import output_prefix
 
         from .generate import render_prompts
 
@@ -124,7 +124,7 @@ class HybridRouter:
         Queries the encoder sends to no tool get ``[]`` and never reach the LLM; the k-th batch holds the queries
         whose set has more than k tools.
         """
-        from ..train.render import output_prefix
+        from ..train import output_prefix
 
         from .generate import generate_batch
 
@@ -180,8 +180,7 @@ def load_hybrid_router(db: Any, tools_run: str, args_run: str, *, merged: bool =
     Raises: ToolDistillError for an unknown run; InputError when ``tools_run`` is not an encoder run or
     ``args_run`` is one, or when the encoder can choose a tool the LLM's catalogue lacks.
     """
-    from ..train.encoder import EncoderRouter
-    from ..train.encoder_router import key_set
+    from ..train import EncoderRouter, key_set
 
     from .generate import load_run_router
     from .routers import get_run, student_kind

@@ -102,7 +102,7 @@ def get_run(db: Database, ref: str, *, kind: str | None = None) -> dict:
 
     Raises: ToolDistillError naming recent runs when nothing (or several) match, or the kind differs.
     """
-    from ..train.runs import get_run as get_any_run
+    from ..train import get_run as get_any_run
 
     row = get_any_run(db, ref)
     for key in ("config", "metrics"):
@@ -164,7 +164,7 @@ def get_router(
         run = get_run(db, spec.name, kind="train")
         student = student_kind(run)
         if student == "encoder":
-            from ..train.encoder import EncoderRouter
+            from ..train import EncoderRouter
 
             return EncoderRouter.from_run(run["id"], db=db)
         from .generate import load_run_router

@@ -14,7 +14,8 @@ from .load import generate_batch, load_trained
 from .merge import merge_run
 from .precision import Precision, detect_precision, select_precision
 from .push import model_card, push_run
-from .render import DEFAULT_SYSTEM_PROMPT, ChatFormat, detect_format, format_output, parse_output, render_prompt
+from .render import (DEFAULT_SYSTEM_PROMPT, ChatFormat, detect_format, format_output, output_prefix, parse_output,
+                     render_prompt)
 from .runs import (TrainRequest, TrainResult, eval_runs_for, get_run, lineage, list_runs, resolve_run, run_dir_of,
                    start_run)
 from .tiny import build_tiny_model, synthetic_examples
@@ -26,7 +27,24 @@ __all__ = [
     "generate_batch", "load_trained", "merge_run",
     "Precision", "detect_precision", "select_precision",
     "model_card", "push_run",
-    "DEFAULT_SYSTEM_PROMPT", "ChatFormat", "detect_format", "format_output", "parse_output", "render_prompt",
+    "DEFAULT_SYSTEM_PROMPT", "ChatFormat", "detect_format", "format_output", "output_prefix", "parse_output",
+    "render_prompt",
     "TrainRequest", "TrainResult", "eval_runs_for", "get_run", "lineage", "list_runs", "resolve_run", "run_dir_of",
     "start_run", "build_tiny_model", "synthetic_examples",
+    "EncoderRouter", "key_set",
 ]
+
+# The encoder student's serving side loads on first use (PEP 562): it costs ~40 ms to import, which commands
+# that never touch an encoder should not pay.
+_LAZY = {"EncoderRouter": "encoder_router", "key_set": "encoder_router"}
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value

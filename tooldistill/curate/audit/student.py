@@ -123,7 +123,7 @@ def resolve_eval_run(db: Database, run_ref: str) -> str:
 
     Raises: ToolDistillError naming the reference when no run (or several) match, or the run is not an eval run.
     """
-    from ...train.runs import resolve_run
+    from ...train import resolve_run
 
     if run_ref == "latest" and not db.execute("SELECT 1 FROM runs WHERE kind = 'eval' LIMIT 1").fetchone():
         raise ToolDistillError("no eval run yet; evaluate a student first: tooldistill eval run --split latest:test "
